@@ -1,0 +1,105 @@
+"""Reading audio named by a ``wav.scp`` entry: a file path or a ``command |`` pipe (Kaldi convention).
+
+A pipe entry runs a shell command by design, exactly as Kaldi does; pass ``allow_pipes=False`` when the
+data directory comes from an untrusted source.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import subprocess
+
+import numpy as np
+import soundfile
+
+from asr.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+def is_pipe(entry: str) -> bool:
+    """True if a wav.scp value is a ``command |`` entry."""
+    return entry.rstrip().endswith("|")
+
+
+def _read_bytes_from_pipe(entry: str, where: str) -> bytes:
+    cmd = entry.rstrip()[:-1]
+    try:
+        proc = subprocess.run(cmd, shell=True, capture_output=True, check=False, timeout=600)
+    except subprocess.TimeoutExpired as e:
+        raise InputError(f"command timed out after 600 s: {cmd!r}", where) from e
+    if proc.returncode != 0:
+        err = proc.stderr.decode("utf-8", "replace").strip()[-400:]
+        raise InputError(f"command {cmd!r} exited with {proc.returncode}: {err}", where)
+    if not proc.stdout:
+        raise InputError(f"command {cmd!r} produced no audio", where)
+    return proc.stdout
+
+
+def resample(samples: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
+    """Band-limited resampling (torchaudio's sinc interpolation); returns float32."""
+    if orig_rate == new_rate:
+        return samples.astype(np.float32, copy=False)
+    import torch
+    import torchaudio.functional as F
+
+    out = F.resample(torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)), orig_rate, new_rate)
+    return out.numpy()
+
+
+def read_audio(
+    entry: str,
+    sample_rate: int | None = None,
+    *,
+    where: str | None = None,
+    allow_pipes: bool = True,
+    start: float = 0.0,
+    end: float | None = None,
+) -> tuple[np.ndarray, int]:
+    """Read the audio a wav.scp value names.
+
+    Args:
+        entry: a file path, or a shell command ending in ``|`` that writes a wav/flac/... to stdout.
+        sample_rate: the rate wanted; a file at another rate is resampled and a line is logged. None
+            keeps the file's rate.
+        where: how to name the source in errors (e.g. ``"data/train/wav.scp:12"``); defaults to entry.
+        allow_pipes: refuse ``cmd |`` entries when False (untrusted data directories).
+        start, end: segment bounds in seconds (Kaldi ``segments``); end None = to the end.
+
+    Returns:
+        ``(samples, rate)``: mono float32 samples in [-1, 1] (first channel of multi-channel audio) and
+        their sample rate.
+
+    Raises:
+        InputError: the file is missing, unreadable, corrupt or empty, or the pipe fails.
+    """
+    where = where or entry
+    if is_pipe(entry):
+        if not allow_pipes:
+            raise InputError(f"refusing command entry {entry!r} (pipes are disabled for this data dir)", where)
+        source: object = io.BytesIO(_read_bytes_from_pipe(entry, where))
+    else:
+        source = entry.strip()
+    try:
+        samples, rate = soundfile.read(source, dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, OSError, ValueError) as e:
+        raise InputError(f"cannot read audio {entry!r}: {e}", where) from e
+    samples = samples[:, 0]
+    if start or end is not None:
+        first = int(round(start * rate))
+        last = len(samples) if end is None or end < 0 else int(round(end * rate))
+        if first >= len(samples) or last <= first:
+            raise InputError(
+                f"segment {start:.3f}-{end} s lies outside the audio ({len(samples) / rate:.3f} s)", where
+            )
+        samples = samples[first:last]
+    if samples.size == 0:
+        raise InputError(f"audio {entry!r} is empty", where)
+    if not np.isfinite(samples).all():
+        raise InputError(f"audio {entry!r} holds NaN or infinite samples", where)
+    if sample_rate is not None and rate != sample_rate:
+        log.info("%s: resampling %d Hz -> %d Hz", where, rate, sample_rate)
+        samples = resample(samples, rate, sample_rate)
+        rate = sample_rate
+    return samples, rate
