@@ -90,9 +90,7 @@ def read_audio(
         first = int(round(start * rate))
         last = len(samples) if end is None or end < 0 else int(round(end * rate))
         if first >= len(samples) or last <= first:
-            raise InputError(
-                f"segment {start:.3f}-{end} s lies outside the audio ({len(samples) / rate:.3f} s)", where
-            )
+            raise InputError(f"segment {start:.3f}-{end} s lies outside the audio ({len(samples) / rate:.3f} s)", where)
         samples = samples[first:last]
     if samples.size == 0:
         raise InputError(f"audio {entry!r} is empty", where)
