@@ -1,0 +1,1 @@
+"""Benchmarks that print speed figures: python -m asr.bench.<name>."""
