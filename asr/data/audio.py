@@ -6,6 +6,7 @@ data directory comes from an untrusted source.
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import subprocess
@@ -42,10 +43,18 @@ def resample(samples: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
     if orig_rate == new_rate:
         return samples.astype(np.float32, copy=False)
     import torch
-    import torchaudio.functional as F
 
-    out = F.resample(torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)), orig_rate, new_rate)
+    with torch.inference_mode():
+        out = _resampler(orig_rate, new_rate)(torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)))
     return out.numpy()
+
+
+@functools.lru_cache(maxsize=16)
+def _resampler(orig_rate: int, new_rate: int):
+    """A torchaudio Resample transform per rate pair: its sinc filter is computed once, not per call."""
+    import torchaudio.transforms
+
+    return torchaudio.transforms.Resample(orig_rate, new_rate)
 
 
 def read_audio(
