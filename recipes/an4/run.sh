@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Recipe for CMU AN4 (census): training part with a speaker-disjoint dev split (10 speakers, see
+# ../shared/corpora/README.md), test part when it is on disk.
+#
+#   bash recipes/an4/run.sh [--stage N] [--stop-stage M] [--corpus DIR] [--jobs 2]
+#
+# Stages:
+#   0  data dirs:   data/an4/{train,dev,train_all[,test]}   (train: 64 speakers, 823 utts; dev: 10, 125)
+#   1  lang dir from an4.dic; trigram KN LM from the 823 training transcripts only:
+#      data/an4/lang, data/an4/lang_test_tg (G.fst)
+#   2  features (fbank 40 and MFCC 13, CMVN per speaker)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+stage=0
+stop_stage=100
+corpus=${ASR_CORPORA:-../shared/corpora}/an4
+jobs=$(nproc)
+data=data/an4
+. recipes/stage_options.sh
+
+run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
+
+if run_stage 0; then
+  echo "stage 0: data dirs from $corpus"
+  python -m asr.data.prepare an4 --root "$corpus" --out "$data"
+fi
+
+sets="train dev"
+[ -d "$data/test" ] && sets="$sets test"
+
+if run_stage 1; then
+  echo "stage 1: lang dir and trigram LM (training transcripts only)"
+  python -m asr.lang.prepare_lang --dict "$data/local/an4.dic" --out "$data/lang"
+  python -m asr.lang.prepare_lm --text "$data/train/text" --lang "$data/lang" --order 3 --method kn \
+    --eval-text "$data/dev/text" --out "$data/lang/lm_tg.arpa"
+  python -m asr.lang.grammar --lang "$data/lang" --kind arpa --arpa "$data/lang/lm_tg.arpa" --out "$data/lang_test_tg"
+fi
+
+if run_stage 2; then
+  echo "stage 2: features for: $sets"
+  for set in $sets; do
+    python -m asr.features.compute --data "$data/$set" --type fbank --cmvn speaker --jobs "$jobs"
+    python -m asr.features.compute --data "$data/$set" --type mfcc --cmvn speaker --jobs "$jobs"
+  done
+fi
+
+echo "an4 recipe: done (stages $stage..$stop_stage)"
