@@ -18,6 +18,9 @@ from asr.errors import InputError
 
 log = logging.getLogger(__name__)
 
+# Only floating-point encodings can hold NaN or infinity; integer PCM needs no check.
+_FLOAT_SUBTYPES = frozenset({"FLOAT", "DOUBLE", "VORBIS", "OPUS", "MPEG_LAYER_III"})
+
 
 def is_pipe(entry: str) -> bool:
     """True if a wav.scp value is a ``command |`` entry."""
@@ -91,7 +94,9 @@ def read_audio(
     else:
         source = entry.strip()
     try:
-        samples, rate = soundfile.read(source, dtype="float32", always_2d=True)
+        with soundfile.SoundFile(source) as f:
+            rate, subtype = f.samplerate, f.subtype
+            samples = f.read(dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, OSError, ValueError) as e:
         raise InputError(f"cannot read audio {entry!r}: {e}", where) from e
     samples = samples[:, 0]
@@ -103,7 +108,7 @@ def read_audio(
         samples = samples[first:last]
     if samples.size == 0:
         raise InputError(f"audio {entry!r} is empty", where)
-    if not np.isfinite(samples).all():
+    if subtype in _FLOAT_SUBTYPES and not np.isfinite(samples).all():
         raise InputError(f"audio {entry!r} holds NaN or infinite samples", where)
     if sample_rate is not None and rate != sample_rate:
         log.info("%s: resampling %d Hz -> %d Hz", where, rate, sample_rate)
