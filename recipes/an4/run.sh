@@ -9,6 +9,11 @@
 #   1  lang dir from an4.dic; trigram KN LM from the 823 training transcripts only:
 #      data/an4/lang, data/an4/lang_test_tg (G.fst)
 #   2  features (fbank 40 and MFCC 13, CMVN per speaker)
+#   3  monophone GMM-HMM on train:                        exp/an4/mono
+#   4  mono graph (lang_test_tg) and decodes: dev with LM weights 7..17 (best picked on dev, the WER at
+#      LM weight 10 printed too), test (when present) at the dev-picked weight: exp/an4/mono/decode_{dev,test}
+#   5  triphone GMM-HMM from the mono alignments:          exp/an4/tri1
+#   6  tri1 graph and decodes, as stage 4:                  exp/an4/tri1/decode_{dev,test}
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -16,7 +21,10 @@ stage=0
 stop_stage=100
 corpus=${ASR_CORPORA:-../shared/corpora}/an4
 jobs=$(nproc)
+decode_jobs=2
+lm_weights=7:17
 data=data/an4
+exp=exp/an4
 . recipes/stage_options.sh
 
 run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
@@ -43,6 +51,38 @@ if run_stage 2; then
     python -m asr.features.compute --data "$data/$set" --type fbank --cmvn speaker --jobs "$jobs"
     python -m asr.features.compute --data "$data/$set" --type mfcc --cmvn speaker --jobs "$jobs"
   done
+fi
+
+# Graph from lang_test_tg, decode dev sweeping the LM weight, test at the weight picked on dev.
+graph_and_decode() {
+  local system=$1
+  python -m asr.graph.mkgraph --lang "$data/lang_test_tg" --model "$exp/$system" --out "$exp/$system/graph_tg"
+  python -m asr.decode.decode_dir --graph "$exp/$system/graph_tg" --model "$exp/$system" --data "$data/dev" \
+    --out "$exp/$system/decode_dev" --lm-weights "$lm_weights" --jobs "$decode_jobs"
+  if [ -d "$data/test" ]; then
+    python -m asr.decode.decode_dir --graph "$exp/$system/graph_tg" --model "$exp/$system" --data "$data/test" \
+      --out "$exp/$system/decode_test" --lm-weight-from "$exp/$system/decode_dev/results.json" --jobs "$decode_jobs"
+  fi
+}
+
+if run_stage 3; then
+  echo "stage 3: monophone GMM-HMM"
+  python -m asr.gmm.train_mono --data "$data/train" --lang "$data/lang" --out "$exp/mono"
+fi
+
+if run_stage 4; then
+  echo "stage 4: mono graph and decoding"
+  graph_and_decode mono
+fi
+
+if run_stage 5; then
+  echo "stage 5: triphone GMM-HMM (tri1) from the mono alignments"
+  python -m asr.gmm.train_tri --data "$data/train" --lang "$data/lang" --ali-dir "$exp/mono" --out "$exp/tri1"
+fi
+
+if run_stage 6; then
+  echo "stage 6: tri1 graph and decoding"
+  graph_and_decode tri1
 fi
 
 echo "an4 recipe: done (stages $stage..$stop_stage)"

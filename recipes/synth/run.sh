@@ -7,6 +7,11 @@
 #   0  make the corpus and its data dirs:       data/synth/{train,dev,test}
 #   1  lang dir (CMUdict lexicon), trigram LM:  data/synth/lang, data/synth/lang_test_tg (G.fst)
 #   2  features (40 fbank for the DNN, 13 MFCC for the GMM), CMVN per speaker: data/synth/<set>/{fbank,mfcc}.h5
+#   3  monophone GMM-HMM on train:                     exp/synth/mono
+#   4  mono graph (lang_test_tg); decode dev with LM weights 7..17 (best picked on dev), test at the
+#      dev-picked weight:                              exp/synth/mono/decode_{dev,test}
+#   5  triphone GMM-HMM from the mono alignments:      exp/synth/tri1
+#   6  tri1 graph and decodes, as stage 4:              exp/synth/tri1/decode_{dev,test}
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -15,7 +20,10 @@ stop_stage=100
 minutes=40
 seed=0
 jobs=$(nproc)
+decode_jobs=2
+lm_weights=7:17
 data=data/synth
+exp=exp/synth
 . recipes/stage_options.sh
 
 run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
@@ -39,6 +47,36 @@ if run_stage 2; then
     python -m asr.features.compute --data "$data/$set" --type fbank --cmvn speaker --jobs "$jobs"
     python -m asr.features.compute --data "$data/$set" --type mfcc --cmvn speaker --jobs "$jobs"
   done
+fi
+
+# Graph from lang_test_tg, decode dev sweeping the LM weight, test at the weight picked on dev.
+graph_and_decode() {
+  local system=$1
+  python -m asr.graph.mkgraph --lang "$data/lang_test_tg" --model "$exp/$system" --out "$exp/$system/graph_tg"
+  python -m asr.decode.decode_dir --graph "$exp/$system/graph_tg" --model "$exp/$system" --data "$data/dev" \
+    --out "$exp/$system/decode_dev" --lm-weights "$lm_weights" --jobs "$decode_jobs"
+  python -m asr.decode.decode_dir --graph "$exp/$system/graph_tg" --model "$exp/$system" --data "$data/test" \
+    --out "$exp/$system/decode_test" --lm-weight-from "$exp/$system/decode_dev/results.json" --jobs "$decode_jobs"
+}
+
+if run_stage 3; then
+  echo "stage 3: monophone GMM-HMM"
+  python -m asr.gmm.train_mono --data "$data/train" --lang "$data/lang" --out "$exp/mono"
+fi
+
+if run_stage 4; then
+  echo "stage 4: mono graph and decoding"
+  graph_and_decode mono
+fi
+
+if run_stage 5; then
+  echo "stage 5: triphone GMM-HMM (tri1) from the mono alignments"
+  python -m asr.gmm.train_tri --data "$data/train" --lang "$data/lang" --ali-dir "$exp/mono" --out "$exp/tri1"
+fi
+
+if run_stage 6; then
+  echo "stage 6: tri1 graph and decoding"
+  graph_and_decode tri1
 fi
 
 echo "synth recipe: done (stages $stage..$stop_stage)"
