@@ -39,6 +39,7 @@ returns at once (logged); ``--force`` retrains. Training logs go to ``<out>/log/
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
@@ -68,7 +69,18 @@ from asr.gmm.align import (
     write_alignments,
 )
 from asr.gmm.diag_gmm import DiagGmmSet, GmmUpdateOptions
-from asr.gmm.model import MODEL_JSON, TRAIN_LOG_JSON, read_model_info, write_model_dir
+from asr.gmm.model import (
+    ALI_H5,
+    GMM_FILE,
+    MODEL_JSON,
+    PHONES_TXT,
+    TOPO_JSON,
+    TRAIN_LOG_JSON,
+    TRANSITION_MODEL_JSON,
+    TREE_JSON,
+    read_model_info,
+    write_model_dir,
+)
 from asr.hmm.topology import Topology, make_topology
 from asr.hmm.transition_model import ContextDependency, TransitionModel
 from asr.hmm.tree import MonophoneContextDependency
@@ -283,7 +295,8 @@ def remove_file_log(handler: logging.Handler) -> None:
 
 def is_complete(out_dir: Path, fp_sha256: str) -> bool:
     """Whether ``out_dir`` holds a complete model trained from inputs with this fingerprint."""
-    if not (out_dir / MODEL_JSON).is_file():
+    required = (MODEL_JSON, TOPO_JSON, TREE_JSON, TRANSITION_MODEL_JSON, GMM_FILE, PHONES_TXT, ALI_H5, TRAIN_LOG_JSON)
+    if not all((out_dir / name).is_file() for name in required):
         return False
     try:
         info = read_model_info(out_dir)
@@ -503,8 +516,8 @@ def train_mono(
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / MODEL_JSON).unlink(missing_ok=True)  # the dir is incomplete from here until model.json is back
     handler = add_file_log(out_dir / "log" / "train.log")
-    threads = torch_threads(1)  # small tensor work: one thread is much faster on a busy machine
-    threads.__enter__()
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch_threads(1))  # small tensor work: one thread is much faster on a busy machine
     try:
         logger.info("training a monophone model: data %s, lang %s -> %s", data_dir, lang_dir, out_dir)
         lang = Lang.load(lang_dir)
@@ -583,7 +596,7 @@ def train_mono(
                 out_dir, jobs, state, options, topology, lang, data_dir, archive_path, info, train_log, t_start
             )
     finally:
-        threads.__exit__(None, None, None)
+        stack.close()
         remove_file_log(handler)
 
 

@@ -31,6 +31,7 @@ Steps (Kaldi's in brackets):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import os
@@ -337,8 +338,8 @@ def train_tri(
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / MODEL_JSON).unlink(missing_ok=True)
     handler = add_file_log(out_dir / "log" / "train.log")
-    threads = torch_threads(1)  # small tensor work: one thread is much faster on a busy machine
-    threads.__enter__()
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch_threads(1))  # small tensor work: one thread is much faster on a busy machine
     try:
         logger.info(
             "training a triphone model: data %s, lang %s, alignment %s -> %s", data_dir, lang_dir, ali_dir, out_dir
@@ -467,7 +468,7 @@ def train_tri(
                 out_dir, jobs, state, options, topology, lang, data_dir, archive_path, info, train_log, t_start
             )
     finally:
-        threads.__exit__(None, None, None)
+        stack.close()
         remove_file_log(handler)
 
 

@@ -6,6 +6,7 @@
 - ``asr.graph.alignment_graph``: per-utterance forced-alignment graphs (L o words, then the same steps).
 - ``asr.graph.fst_io``: write/read ``HCLG.fst`` atomically; ``asr.graph.stats``: graph statistics
   (``python -m asr.graph.stats HCLG.fst``).
+- ``asr.graph.mkgraph``: HCLG for a lang dir and a model dir (``python -m asr.graph.mkgraph``).
 - ``asr.graph.toy``: tiny hand-made lexicons, grammars and context dependencies for tests and benchmarks.
 
 Graph input labels are transition-state ids + 1 (see ``asr.hmm.transition_model``); output labels are

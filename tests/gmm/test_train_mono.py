@@ -102,6 +102,9 @@ def test_rerun_is_skipped_and_force_retrains(mono, caplog):
     assert info2["num_iters"] == 2 and info2["fingerprint"]["sha256"] != info["fingerprint"]["sha256"]
     assert main(["--data", str(train), "--lang", str(lang), "--out", str(other), "--num-iters", "2"]) == 0
     assert read_model_info(other)["fingerprint"] != info2["fingerprint"]  # CLI defaults differ (total-gauss)
+    (other / "ali.h5").unlink()  # a missing part makes the dir incomplete: retrained
+    assert main(["--data", str(train), "--lang", str(lang), "--out", str(other), "--num-iters", "2"]) == 0
+    assert (other / "ali.h5").is_file()
 
 
 def test_unknown_word_is_an_error_with_file_and_line(mono, tmp_path):
