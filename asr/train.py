@@ -2,7 +2,7 @@
 
 Examples::
 
-    python -m asr.train depth=8                       # exp/synth/dnn/mlp_d8_w1024/
+    python -m asr.train depth=8                       # exp/synth/dnn/mlp_d8_w512/
     python -m asr.train -m depth=1,2,4,8,12           # the depth sweep, one run dir each
     python -m asr.train model=zeiler2013 depth=8 corpus=an4
     python -m asr.train depth=8 trainer.max_steps=500 # stop early; the same command without it continues

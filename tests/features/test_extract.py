@@ -75,11 +75,13 @@ def test_torchaudio_batch_equals_one_call_per_utterance(an4_waves):
         np.testing.assert_array_equal(got, extractor.compute_tensor(samples).numpy())
 
 
-def test_torchaudio_mfcc_matches_knf(an4_waves):
-    """MFCC: 13 cepstra, C0 = log energy (Kaldi defaults). The lifter scales the last cepstra up to ~12x, so
-    float32 differences of fbank (< 1e-3) grow to ~1e-3 there; values span about +-80."""
-    options = FeatureOptions(type="mfcc")
-    assert (options.dim, options.num_bins, options.use_energy) == (13, 23, True)
+@pytest.mark.parametrize("use_energy", [False, True])
+def test_torchaudio_mfcc_matches_knf(an4_waves, use_energy):
+    """MFCC: 13 cepstra, C0 (default, as Kaldi recipes' mfcc.conf) or log energy. The lifter scales the last
+    cepstra up to ~12x, so float32 differences of fbank (< 1e-3) grow to ~1e-3 there; values span about +-80."""
+    assert FeatureOptions(type="mfcc").use_energy is False
+    options = FeatureOptions(type="mfcc", use_energy=use_energy)
+    assert (options.dim, options.num_bins, options.use_energy) == (13, 23, use_energy)
     reference = [KnfExtractor(options).compute(w) for w in an4_waves]
     batched = TorchaudioExtractor(options).compute_batch(an4_waves)
     for ref, got in zip(reference, batched):

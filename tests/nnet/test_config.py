@@ -17,11 +17,11 @@ def _compose(*overrides: str):
 
 def test_default_and_depth_shortcut():
     tc = parse_train_config(_compose())
-    assert (tc.model.depth, tc.model.width, tc.optim.batch_size) == (4, 1024, 256)
+    assert (tc.model.depth, tc.model.width, tc.optim.batch_size) == (4, 512, 256)
     assert tc.corpus.name == "synth" and tc.gmm_dir == "exp/synth/tri1"
     assert (tc.data.left_context, tc.data.right_context) == (13, 12)
     tc = parse_train_config(_compose("depth=8"))
-    assert tc.model.depth == 8 and tc.name == "mlp_d8_w1024"
+    assert tc.model.depth == 8 and tc.name == "mlp_d8_w512"
     tc = parse_train_config(_compose("depth=2", "width=300", "corpus=an4"))
     assert (tc.model.depth, tc.model.width, tc.gmm_dir, tc.name) == (2, 300, "exp/an4/tri1", "mlp_d2_w300")
 
@@ -39,8 +39,8 @@ def test_zeiler2013_preset():
 def test_run_dirs_are_per_corpus_and_name():
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("config", overrides=["depth=8", "corpus=yesno"], return_hydra_config=True)
-    assert cfg.hydra.run.dir == "exp/yesno/dnn/mlp_d8_w1024"
-    assert cfg.hydra.sweep.dir == "exp/yesno/dnn" and cfg.hydra.sweep.subdir == "mlp_d8_w1024"
+    assert cfg.hydra.run.dir == "exp/yesno/dnn/mlp_d8_w512"
+    assert cfg.hydra.sweep.dir == "exp/yesno/dnn" and cfg.hydra.sweep.subdir == "mlp_d8_w512"
 
 
 @pytest.mark.parametrize(
