@@ -33,7 +33,9 @@ def test_yesno_mono_pipeline_reaches_one_percent_wer(tmp_path, yesno_root, capsy
     )
     grammar_main(["--lang", str(data / "lang"), "--kind", "yesno", "--out", str(data / "lang_test")])
     for part in ("train", "test"):
-        assert features_main(["--data", str(data / part), "--type", "mfcc", "--cmvn", "speaker", "--jobs", "1"]) in (
+        assert features_main(
+            ["--data", str(data / part), "--type", "mfcc", "--use-energy", "true", "--cmvn", "speaker", "--jobs", "1"]
+        ) in (
             0,
             None,
         )

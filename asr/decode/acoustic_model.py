@@ -26,6 +26,7 @@ from asr.hmm.transition_model import ContextDependency, TransitionModel
 
 MODEL_KINDS: dict[str, str] = {
     "gmm": "asr.gmm.model:GmmAcousticModel",
+    "dnn": "asr.nnet.model:DnnAcousticModel",
 }
 
 

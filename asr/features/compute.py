@@ -405,7 +405,11 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--num-bins", type=int, help="mel bins (default 40 fbank, 23 mfcc)")
     parser.add_argument("--num-ceps", type=int, default=13, help="cepstra (mfcc, default 13)")
     parser.add_argument("--dither", type=float, default=0.0, help="dither (default 0: deterministic)")
-    parser.add_argument("--use-energy", choices=("true", "false"), help="log energy instead of C0 (mfcc) / extra energy bin (fbank); default false")
+    parser.add_argument(
+        "--use-energy",
+        choices=("true", "false"),
+        help="log energy instead of C0 (mfcc) / extra energy bin (fbank); default false",
+    )
     parser.add_argument("--jobs", type=int, help=f"worker processes (default: all cores, {default_jobs()} here)")
     parser.add_argument("--backend", choices=BACKENDS, default="knf", help="extractor (default knf)")
     parser.add_argument("--device", default="cpu", help="torch device for --backend torchaudio (default cpu)")
