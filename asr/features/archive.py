@@ -223,7 +223,8 @@ class ArchiveWriter:
         return bool(stack.__exit__(exc_type, exc, tb))
 
 
-def _attr_value(value: Any) -> Any:
+def h5_attr_value(value: Any) -> Any:
+    """An HDF5 attribute as a plain Python value (bytes -> str, numpy scalar -> Python scalar)."""
     if isinstance(value, bytes):
         return value.decode("utf-8")
     if isinstance(value, np.generic):
@@ -280,7 +281,7 @@ class FeatureArchive:
         for name in ("feats", "utt_ids", "offsets"):
             if name not in f or not isinstance(f[name], h5py.Dataset):
                 raise self._fail(f"dataset /{name} is missing")
-        attrs = {k: _attr_value(v) for k, v in f.attrs.items()}
+        attrs = {k: h5_attr_value(v) for k, v in f.attrs.items()}
         missing = [a for a in REQUIRED_ATTRS if a not in attrs]
         if missing:
             raise self._fail(f"attribute(s) missing: {', '.join(missing)}")

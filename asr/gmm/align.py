@@ -59,6 +59,7 @@ from asr.decode.ctm import DEFAULT_FRAME_LENGTH, DEFAULT_FRAME_SHIFT, write_phon
 from asr.errors import AsrError, InputError
 from asr.features.archive import FeatureArchive
 from asr.features.deltas import add_deltas
+from asr.files import file_sha256
 from asr.gmm.accumulate import GmmStats, accumulate_pdf_stats
 from asr.gmm.alignment_archive import write_alignment_archive
 from asr.gmm.diag_gmm import DiagGmmSet
@@ -869,18 +870,6 @@ def frame_timing(archive: FeatureArchive) -> tuple[float, float]:
     if options is None:
         return DEFAULT_FRAME_SHIFT, DEFAULT_FRAME_LENGTH
     return options.frame_shift_ms / 1000.0, options.frame_length_ms / 1000.0
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file (InputError naming it when unreadable)."""
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    except OSError as e:
-        raise InputError(f"cannot read: {e.strerror}", path) from None
-    return digest.hexdigest()
 
 
 def fingerprint(files: Mapping[str, str | os.PathLike], options: Mapping[str, Any]) -> dict[str, Any]:

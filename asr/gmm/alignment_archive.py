@@ -40,6 +40,7 @@ import numpy as np
 import asr
 from asr.atomic import atomic_path
 from asr.errors import InputError
+from asr.features.archive import h5_attr_value
 
 FORMAT_NAME = "asr-alignment-archive"
 FORMAT_VERSION = 1
@@ -130,14 +131,6 @@ def _check_failed_marking(
     return None
 
 
-def _attr_value(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 class AlignmentArchive:
     """Read and validate an ``ali.h5``; everything is loaded into memory (int32 per frame: small).
 
@@ -174,7 +167,7 @@ class AlignmentArchive:
         for name in (*FRAME_DATASETS, "utt_ids", "offsets", "failed_utt_ids", "failed_reasons"):
             if name not in f or not isinstance(f[name], h5py.Dataset):
                 raise self._fail(f"dataset /{name} is missing")
-        attrs = {k: _attr_value(v) for k, v in f.attrs.items()}
+        attrs = {k: h5_attr_value(v) for k, v in f.attrs.items()}
         missing = [a for a in REQUIRED_ATTRS if a not in attrs]
         if missing:
             raise self._fail(f"attribute(s) missing: {', '.join(missing)}")

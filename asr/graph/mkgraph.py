@@ -38,6 +38,7 @@ from pathlib import Path
 
 from asr.atomic import atomic_path, atomic_write
 from asr.errors import AsrError, InputError
+from asr.files import file_sha256
 from asr.graph.fst_io import write_graph
 from asr.graph.hclg import GraphBuildError, GraphOptions, make_hclg
 from asr.graph.stats import graph_stats
@@ -54,18 +55,6 @@ GRAPH_FORMAT_VERSION = 1
 HCLG_NAME = "HCLG.fst"
 GRAPH_INFO_NAME = "graph.json"
 GRAPH_STATS_NAME = "graph_stats.json"
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file's bytes (InputError naming the file when it cannot be read)."""
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    except OSError as err:
-        raise InputError(f"cannot read: {err.strerror}", path) from None
-    return digest.hexdigest()
 
 
 def transition_states_sha256(transition_model: TransitionModel) -> str:

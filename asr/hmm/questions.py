@@ -35,6 +35,7 @@ import numpy as np
 
 from asr.atomic import atomic_write
 from asr.errors import InputError
+from asr.files import read_json
 from asr.hmm.tree import DEFAULT_VAR_FLOOR, TreeStats, gaussian_objf
 
 logger = logging.getLogger(__name__)
@@ -91,14 +92,7 @@ class QuestionSet:
             InputError: not JSON, wrong format tag, or a question that is not a list of non-negative ints.
         """
         path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as e:
-            raise InputError(f"cannot read: {e.strerror}", path) from e
-        except UnicodeDecodeError as e:
-            raise InputError("file is not UTF-8", path) from e
-        except json.JSONDecodeError as e:
-            raise InputError(f"not valid JSON: {e.msg}", path, e.lineno) from e
+        data = read_json(path)
         if not isinstance(data, dict) or data.get("format") != QUESTIONS_FORMAT:
             raise InputError(f"not a questions file (format tag {QUESTIONS_FORMAT!r} missing)", path)
         out = []

@@ -43,6 +43,7 @@ import numpy as np
 
 from asr.atomic import atomic_path, atomic_write
 from asr.errors import ConfigError, InputError
+from asr.files import read_json
 
 if TYPE_CHECKING:
     from asr.hmm.questions import QuestionSet
@@ -636,14 +637,7 @@ def _json_lines(header: dict, blocks: dict[str, list]) -> str:
 
 
 def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise InputError(f"cannot read: {e.strerror}", path) from e
-    except UnicodeDecodeError as e:
-        raise InputError("file is not UTF-8", path) from e
-    except json.JSONDecodeError as e:
-        raise InputError(f"not valid JSON: {e.msg}", path, e.lineno) from e
+    data = read_json(path)
     if not isinstance(data, dict) or data.get("format") != CD_FORMAT:
         raise InputError(f"not a context dependency file (format tag {CD_FORMAT!r} missing)", path)
     if data.get("version") != 1:
