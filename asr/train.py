@@ -34,6 +34,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import logging
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -70,11 +71,30 @@ def train_archive_path(tc: TrainConfig, subset: str | None = None) -> Path:
     return Path(tc.corpus.data_dir) / (subset or tc.corpus.train) / f"{tc.data.feature_type}.h5"
 
 
-def ensure_gmm(cfg: DictConfig | TrainConfig) -> Path:
-    """Check that what DNN training needs exists: training features and the GMM dir with its alignments.
+def run_recipe_stages(tc: TrainConfig, stages: str, why: str) -> None:
+    """Run ``bash <corpus.recipe> <stages>`` (the recipe caches what it makes under data/ and exp/).
 
-    This is the hook where the end-to-end orchestration runs the missing stages (data, features, lang,
-    GMM, alignments); for now it only checks.
+    Raises:
+        ConfigError: the corpus has no recipe or no stages configured, or the recipe fails.
+    """
+    if not tc.corpus.recipe or not stages:
+        raise ConfigError(f"{why}, and corpus {tc.corpus.name!r} names no recipe stages that make it")
+    cmd = ["bash", tc.corpus.recipe, *stages.split()]
+    logger.info("%s: running %s", why, " ".join(cmd))
+    if subprocess.run(cmd, check=False).returncode != 0:
+        raise ConfigError(f"{why}; the recipe command failed: {' '.join(cmd)} (its log is above)")
+
+
+def _missing_gmm_files(gmm_dir: Path) -> list[str]:
+    return [name for name in GMM_FILES if not (gmm_dir / name).is_file()]
+
+
+def ensure_gmm(cfg: DictConfig | TrainConfig) -> Path:
+    """Make sure what DNN training needs exists: training features and the GMM dir with its alignments.
+
+    With ``prepare=true`` (default) the corpus recipe's feature stages and GMM stages are run when their
+    outputs are missing (each with a log line; recipes skip what is already complete); with
+    ``prepare=false`` a missing input is an error naming the command that makes it.
 
     Returns:
         The GMM model dir.
@@ -84,12 +104,16 @@ def ensure_gmm(cfg: DictConfig | TrainConfig) -> Path:
     """
     tc = cfg if isinstance(cfg, TrainConfig) else parse_train_config(cfg)
     feats = train_archive_path(tc)
+    if not feats.is_file() and tc.prepare:
+        run_recipe_stages(tc, tc.corpus.feature_stages, f"training features {feats} are missing")
+    gmm_dir = Path(tc.gmm_dir)
+    if _missing_gmm_files(gmm_dir) and tc.prepare and feats.is_file():
+        run_recipe_stages(tc, tc.corpus.gmm_stages, f"GMM dir {gmm_dir} is incomplete")
     if not feats.is_file():
         raise ConfigError(
             f"training features {feats} not found{_recipe_hint(tc, tc.corpus.feature_stages)} (or set corpus.data_dir)"
         )
-    gmm_dir = Path(tc.gmm_dir)
-    missing = [name for name in GMM_FILES if not (gmm_dir / name).is_file()]
+    missing = _missing_gmm_files(gmm_dir)
     if missing:
         what = "alignments" if missing == ["ali.h5"] else "GMM model dir"
         raise ConfigError(

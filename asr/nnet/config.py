@@ -121,6 +121,7 @@ class TrainConfig:
     gmm_dir: str
     name: str
     seed: int = 0
+    prepare: bool = True
 
     def fingerprint(self) -> dict[str, Any]:
         """What determines the trained weights (a resumed run must match it; epochs may grow)."""
@@ -216,7 +217,7 @@ def parse_train_config(cfg: DictConfig | dict) -> TrainConfig:
     else:
         container = dict(cfg)
     container = {k: v for k, v in container.items() if k != "hydra"}
-    top = {k: container[k] for k in ("gmm_dir", "name", "seed") if k in container}
+    top = {k: container[k] for k in ("gmm_dir", "name", "seed", "prepare") if k in container}
     sections = {k: container.get(k, {}) for k in ("corpus", "model", "optim", "data", "priors", "trainer")}
     built = _build(TrainConfig, {**sections, **top}, "")
     m, o, d, p, t = built.model, built.optim, built.data, built.priors, built.trainer

@@ -108,11 +108,25 @@ def test_missing_gmm_or_features_name_the_recipe(tmp_path):
     (tmp_path / "exp" / "tiny" / "mono" / "ali.h5").unlink()
     hint = r"alignments .*mono lacks ali.h5; make it with: bash recipes/synth/run.sh --stage 3"
     with pytest.raises(ConfigError, match=hint):
-        ensure_gmm(_cfg(tmp_path))
+        ensure_gmm(_cfg(tmp_path, "prepare=false"))
     with pytest.raises(ConfigError, match=r"GMM model dir .*absent lacks model.json"):
-        ensure_gmm(_cfg(tmp_path, f"gmm_dir={tmp_path / 'absent'}"))
+        ensure_gmm(_cfg(tmp_path, "prepare=false", f"gmm_dir={tmp_path / 'absent'}"))
     with pytest.raises(ConfigError, match=r"training features .*fbank.h5 not found; make it with: bash recipes/synth"):
-        ensure_gmm(_cfg(tmp_path, f"corpus.data_dir={tmp_path / 'nothing'}"))
+        ensure_gmm(_cfg(tmp_path, "prepare=false", f"corpus.data_dir={tmp_path / 'nothing'}"))
+
+
+def test_prepare_runs_the_recipe_stages_that_make_missing_alignments(tmp_path):
+    """prepare=true runs `bash <corpus.recipe> <corpus.gmm_stages>`; a failing recipe is a clear error."""
+    write_tiny_corpus(tmp_path)
+    ali = tmp_path / "exp" / "tiny" / "mono" / "ali.h5"
+    ali.rename(tmp_path / "saved_ali.h5")
+    recipe = tmp_path / "run.sh"
+    recipe.write_text(f'[ "$1 $2" = "--stage 3" ] || exit 3\ncp {tmp_path / "saved_ali.h5"} {ali}\n')
+    gmm_dir = ensure_gmm(_cfg(tmp_path, f"corpus.recipe={recipe}", "corpus.gmm_stages='--stage 3'"))
+    assert gmm_dir == ali.parent and ali.is_file()
+    ali.unlink()
+    with pytest.raises(ConfigError, match=r"recipe command failed: bash .*run.sh --stage 9"):
+        ensure_gmm(_cfg(tmp_path, f"corpus.recipe={recipe}", "corpus.gmm_stages='--stage 9'"))
 
 
 def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
