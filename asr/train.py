@@ -47,6 +47,7 @@ from asr.errors import AsrError, ConfigError
 from asr.hmm.tree import load_context_dependency
 from asr.nnet.alignments import read_pdf_alignment
 from asr.nnet.config import TrainConfig, parse_train_config
+from asr.nnet.distributed import init_ddp
 from asr.nnet.frame_data import load_training_data
 from asr.nnet.mlp import Mlp
 from asr.nnet.model import MODEL_JSON, resolve_device, write_dnn_model_dir
@@ -79,7 +80,15 @@ def run_recipe_stages(tc: TrainConfig, stages: str, why: str) -> None:
     """
     if not tc.corpus.recipe or not stages:
         raise ConfigError(f"{why}, and corpus {tc.corpus.name!r} names no recipe stages that make it")
-    cmd = ["bash", tc.corpus.recipe, *stages.split()]
+    cmd = [
+        "bash",
+        tc.corpus.recipe,
+        *stages.split(),
+        "--data",
+        tc.corpus.data_dir,
+        "--exp",
+        str(Path(tc.gmm_dir).parent),
+    ]
     logger.info("%s: running %s", why, " ".join(cmd))
     if subprocess.run(cmd, check=False).returncode != 0:
         raise ConfigError(f"{why}; the recipe command failed: {' '.join(cmd)} (its log is above)")
@@ -162,15 +171,21 @@ def run_training(cfg: DictConfig, run_dir: str | os.PathLike) -> Path:
     """
     tc = parse_train_config(cfg)
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(tc.trainer.num_threads or len(os.sched_getaffinity(0)))
-    device = resolve_device(tc.trainer.device)
-    gmm_dir = ensure_gmm(tc)
-    if tc.trainer.restart:
-        logger.info("trainer.restart=true: deleting the checkpoints and model files of %s", run_dir)
-        clear_run(run_dir)
-    with atomic_write(run_dir / "config.resolved.yaml") as f:
-        f.write(OmegaConf.to_yaml(cfg, resolve=True) if isinstance(cfg, DictConfig) else str(cfg))
+    ddp = init_ddp(tc) if tc.trainer.kind == "ddp" else None  # torchrun ranks: process group, device, threads
+    if ddp is None:
+        torch.set_num_threads(tc.trainer.num_threads or len(os.sched_getaffinity(0)))
+    device = ddp.device if ddp is not None else resolve_device(tc.trainer.device)
+    if ddp is None or ddp.is_main:  # only rank 0 writes; the other ranks wait for it (barrier below)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        gmm_dir = ensure_gmm(tc)
+        if tc.trainer.restart:
+            logger.info("trainer.restart=true: deleting the checkpoints and model files of %s", run_dir)
+            clear_run(run_dir)
+        with atomic_write(run_dir / "config.resolved.yaml") as f:
+            f.write(OmegaConf.to_yaml(cfg, resolve=True) if isinstance(cfg, DictConfig) else str(cfg))
+    if ddp is not None:
+        ddp.barrier()
+        gmm_dir = ensure_gmm(tc)  # made by rank 0 (on another machine without a shared disk: made here)
 
     alignment = read_pdf_alignment(gmm_dir / "ali.h5")
     num_pdfs = load_context_dependency(gmm_dir / "tree.json").num_pdfs
@@ -217,7 +232,10 @@ def run_training(cfg: DictConfig, run_dir: str | os.PathLike) -> Path:
         halving_threshold=tc.trainer.halving_threshold,
         min_lr_scale=tc.trainer.min_lr_scale,
     )
-    trainer = Trainer(mlp, optimizer, schedule, data.loader, data.heldout, options, run_dir, tc.seed, tc.fingerprint())
+    make_trainer = Trainer if ddp is None else ddp.make_trainer
+    trainer = make_trainer(
+        mlp, optimizer, schedule, data.loader, data.heldout, options, run_dir, tc.seed, tc.fingerprint()
+    )
     trainer.resume()
     if trainer.done:
         logger.info("training of %s is complete (%d epochs, step %d)", run_dir, len(trainer.history), trainer.step)
@@ -226,11 +244,15 @@ def run_training(cfg: DictConfig, run_dir: str | os.PathLike) -> Path:
         trainer.fit()
     finally:
         trainer.close()
+        if ddp is not None:
+            ddp.close()
     if not trainer.done:
         logger.info(
             "stopped at step %d (epoch %d of %d); run the same command again to continue",
             trainer.step, trainer.state["epoch"] + 1, tc.trainer.epochs,
         )  # fmt: skip
+        return run_dir
+    if ddp is not None and not ddp.is_main:
         return run_dir
     last = trainer.history[-1] if trainer.history else {}
     info = {
@@ -258,13 +280,43 @@ def run_training(cfg: DictConfig, run_dir: str | os.PathLike) -> Path:
     return run_dir
 
 
+def evaluate_run(cfg: DictConfig, run_dir: str | os.PathLike) -> str | None:
+    """Decode the trained DNN in ``run_dir`` and its GMM baseline (``decode`` config group) and return the
+    GMM-vs-DNN table (:func:`asr.report.comparison_table`); None when decoding is disabled or training is not
+    complete (no ``model.json`` yet).
+    """
+    from asr.decode.evaluate import evaluate_against_gmm, parse_evaluation_options
+
+    tc = parse_train_config(cfg)
+    section = OmegaConf.to_container(cfg.get("decode") or {}, resolve=True)
+    run_dir = Path(run_dir)
+    if not section.get("enabled", True) or not (run_dir / MODEL_JSON).is_file():
+        return None
+    options = parse_evaluation_options(section, (tc.corpus.dev, tc.corpus.test))
+    graph = section.get("graph") or str(Path(tc.gmm_dir) / tc.corpus.graph)
+    logger.info("decoding %s with the GMM's graph %s: sets %s", run_dir, graph, ", ".join(options.sets))
+    gmm, dnn = evaluate_against_gmm(
+        run_dir, tc.gmm_dir, graph, tc.corpus.lang_test, tc.corpus.data_dir, options, corpus=tc.corpus.name
+    )
+    if not dnn:
+        logger.warning("none of the sets %s exists under %s: nothing decoded", options.sets, tc.corpus.data_dir)
+        return None
+    from asr.report import comparison_table
+
+    return comparison_table(tc.gmm_dir, run_dir, [s for s in options.sets if s in dnn])
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
-    """Hydra entry point: train in Hydra's run (or sweep) directory."""
+    """Hydra entry point: train in Hydra's run (or sweep) directory, then decode and print the GMM-vs-DNN table."""
     from hydra.core.hydra_config import HydraConfig
 
     try:
-        run_training(cfg, HydraConfig.get().runtime.output_dir)
+        run_dir = run_training(cfg, HydraConfig.get().runtime.output_dir)
+        if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 decodes
+            table = evaluate_run(cfg, run_dir)
+            if table:
+                print(table, flush=True)
     except AsrError as err:  # bad input or configuration: a clear message, no traceback
         logger.error("%s", err)
         raise SystemExit(2) from None

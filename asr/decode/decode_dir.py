@@ -265,7 +265,8 @@ def audio_seconds_of(inputs: DecodeInputs) -> float:
 
 
 def model_summary(model_dir: str | os.PathLike | None, model: AcousticModel) -> dict:
-    """The ``model`` field of results.json: name, kind, pdfs, Gaussians, context width, feature type."""
+    """The ``model`` field of results.json: name, kind, pdfs, Gaussians, context width, feature type, and what
+    ``model.json`` says of training (train_seconds; a DNN's depth, width, num_params, frames_per_second...)."""
     info = read_model_json(model_dir) if model_dir is not None else {}
     summary = {k: info[k] for k in ("name", "kind", "num_pdfs", "num_gauss", "context_width") if k in info}
     summary.setdefault("num_pdfs", int(model.num_pdfs))
@@ -274,8 +275,9 @@ def model_summary(model_dir: str | os.PathLike | None, model: AcousticModel) -> 
         summary["num_gauss"] = int(gmm.num_gauss)
     summary.setdefault("context_width", int(model.ctx_dep.context_width))
     summary["feature_type"] = model.feature_type
-    if "train_seconds" in info:
-        summary["train_seconds"] = info["train_seconds"]
+    for key in ("train_seconds", "depth", "width", "num_params", "frames_per_second", "epochs", "train_frames"):
+        if key in info:
+            summary[key] = info[key]
     return summary
 
 

@@ -22,6 +22,10 @@ from asr.nnet.optimizer import OPTIMIZERS
 from asr.nnet.trainer import PROGRESS_MODES
 
 HELDOUT_MODES = ("auto", "dev", "fraction", "none")
+# trainer.kind: one process (local), synchronous data-parallel over torchrun processes (ddp), asynchronous
+# Downpour SGD on Ray (async: asr.nnet.downpour)
+TRAINER_KINDS = ("local", "ddp", "async")
+DDP_BACKENDS = ("auto", "nccl", "gloo")
 # keys users set through a top-level shortcut (named in error messages)
 SHORTCUTS = {"model.depth": "depth", "model.width": "width"}
 
@@ -89,6 +93,16 @@ class TrainerConfig:
     device: str = "auto"
     num_threads: int = 0
     restart: bool = False
+    kind: str = "local"
+    backend: str = "auto"  # ddp: torch.distributed backend (auto: nccl on CUDA, gloo on CPU)
+    timeout_minutes: float = 30.0  # ddp: how long a rank waits for the others (collectives, preparation)
+    n_replicas: int = 2  # async: model replicas (Ray actors), each with its own part of the training data
+    n_shards: int = 2  # async: parameter-server shards (Ray actors), each a slice of the parameters
+    n_fetch: int = 1  # async: minibatches between parameter fetches of a replica
+    n_push: int = 1  # async: minibatches between gradient pushes of a replica
+    server_optimizer: str = "sgd"  # async: how shards apply gradients (sgd | adagrad); lr schedule from optim
+    ray_address: str | None = None  # async: null = a local Ray; auto / HOST:6379 / ray://HOST:10001 = a cluster
+    replica_max_restarts: int = 3  # async: Ray restarts (and task retries) per replica; -1 = unlimited
 
 
 @dataclass
@@ -106,6 +120,7 @@ class CorpusConfig:
     recipe: str = ""
     feature_stages: str = ""
     gmm_stages: str = ""
+    graph: str = "graph_tg"
 
 
 @dataclass
@@ -246,6 +261,17 @@ def parse_train_config(cfg: DictConfig | dict) -> TrainConfig:
     _require(t.log_every >= 1, "trainer.log_every", t.log_every, "must be >= 1")
     _require(t.progress in PROGRESS_MODES, "trainer.progress", t.progress, f"must be one of {PROGRESS_MODES}")
     _require(t.num_threads >= 0, "trainer.num_threads", t.num_threads, "must be >= 0 (0: all cores)")
+    _require(t.kind in TRAINER_KINDS, "trainer.kind", t.kind, f"must be one of {TRAINER_KINDS} (or trainer=<kind>)")
+    _require(t.backend in DDP_BACKENDS, "trainer.backend", t.backend, f"must be one of {DDP_BACKENDS}")
+    _require(t.timeout_minutes > 0, "trainer.timeout_minutes", t.timeout_minutes, "must be > 0")
+    for key in ("n_replicas", "n_shards", "n_fetch", "n_push"):
+        _require(getattr(t, key) >= 1, f"trainer.{key}", getattr(t, key), "must be >= 1")
+    _require(t.server_optimizer in OPTIMIZERS, "trainer.server_optimizer", t.server_optimizer,
+             f"must be one of {OPTIMIZERS}")  # fmt: skip
+    _require(t.replica_max_restarts >= -1, "trainer.replica_max_restarts", t.replica_max_restarts,
+             "must be >= -1 (-1: unlimited)")  # fmt: skip
+    _require(t.kind != "async" or not t.lr_halving, "trainer.lr_halving", t.lr_halving,
+             "is not supported with trainer.kind=async (the shards follow optim's schedule)")  # fmt: skip
     _require(t.device == "auto" or t.device.split(":")[0] in ("cpu", "cuda"), "trainer.device", t.device,
              "must be auto, cpu, cuda or cuda:N")  # fmt: skip
     _require(bool(built.name) and "/" not in built.name, "name", built.name, "must be a non-empty name without '/'")

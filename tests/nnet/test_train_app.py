@@ -42,6 +42,7 @@ def _overrides(root: Path, *extra: str) -> list[str]:
         "trainer.log_every=3",
         "trainer.progress=log",
         "trainer.num_threads=1",
+        "decode.enabled=false",
         *extra,
     ]
 
