@@ -31,6 +31,7 @@ from asr.decode.decoder import DecoderOptions
 from asr.errors import ConfigError
 from asr.files import read_json
 from asr.graph.mkgraph import HCLG_NAME, mkgraph
+from asr.nnet.model import resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ def decode_sets(
         else:
             weights, source = resolve_lm_weights(lm_weight=options.lm_weight)
         if model is None:
-            model = load_acoustic_model(model_dir, device=options.device)
+            model = load_acoustic_model(model_dir, device=str(resolve_device(options.device)))
         results = decode_data_dir(
             graph_dir, model_dir, data_dir, out_dir,
             lm_weights=weights, lm_weight_source=source, decoder_options=decoder_options, jobs=options.jobs,

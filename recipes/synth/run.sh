@@ -12,6 +12,11 @@
 #      dev-picked weight:                              exp/synth/mono/decode_{dev,test}
 #   5  triphone GMM-HMM from the mono alignments:      exp/synth/tri1
 #   6  tri1 graph and decodes, as stage 4:              exp/synth/tri1/decode_{dev,test}
+#   7  DNN depth sweep on the tri1 senones (Hydra multirun of python -m asr.train, one run dir each, each
+#      decoded like stage 4 with tri1's graph):               exp/synth/dnn/mlp_d<depth>_w<width>
+#   8  report: WER by hidden layers vs the GMMs (Markdown, CSV, PNG):  exp/synth/report/wer_by_depth.*
+#
+# DNN options: --dnn-depths 1,2,4,8 --dnn-overrides "width=512 trainer.epochs=4" (any asr.train overrides)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -24,6 +29,8 @@ decode_jobs=2
 lm_weights=7:17
 data=data/synth
 exp=exp/synth
+dnn_depths=1,2,4,8
+dnn_overrides=""
 . recipes/stage_options.sh
 
 run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
@@ -77,6 +84,18 @@ fi
 if run_stage 6; then
   echo "stage 6: tri1 graph and decoding"
   graph_and_decode tri1
+fi
+
+if run_stage 7; then
+  echo "stage 7: DNN depth sweep (depth=$dnn_depths) on the tri1 alignments"
+  # shellcheck disable=SC2086  # dnn_overrides is a list of Hydra overrides
+  python -m asr.train -m corpus=synth "corpus.data_dir=$data" "exp_root=$(dirname "$exp")" prepare=false \
+    trainer.progress=log "depth=$dnn_depths" $dnn_overrides
+fi
+
+if run_stage 8; then
+  echo "stage 8: report"
+  python -m asr.report "$exp" --sets dev,test --baseline tri1 --out "$exp/report/wer_by_depth"
 fi
 
 echo "synth recipe: done (stages $stage..$stop_stage)"

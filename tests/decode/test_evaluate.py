@@ -1,0 +1,59 @@
+"""asr.decode.evaluate: which sets are decoded at which LM weight, caching, and config errors."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from asr.decode.evaluate import EvaluationOptions, decode_sets, ensure_graph, parse_evaluation_options
+from asr.errors import ConfigError
+
+
+@pytest.mark.slow
+def test_tune_set_first_others_at_its_weight_absent_sets_skipped_and_cache(yesno_recipe, tmp_path, caplog):
+    model_dir = tmp_path / "mono"
+    shutil.copytree(yesno_recipe.exp / "mono", model_dir)
+    shutil.rmtree(model_dir / "decode_test")
+    # yes/no has only train and test: "train" plays the tuning set here, "dev" is absent
+    options = EvaluationOptions(sets=["dev", "test", "train"], tune_set="train", lm_weights="9:11", jobs=1)
+    graph = ensure_graph(yesno_recipe.data / "lang_test", model_dir, model_dir / "graph")
+    results = decode_sets(graph, model_dir, yesno_recipe.data, options, corpus="yesno")
+    assert list(results) == ["train", "test"]  # tuning set first, dev skipped
+    assert results["train"]["lm_weight_selection"] == "best on this set"
+    assert set(results["train"]["wer_by_lm_weight"]) == {"9", "10", "11"}
+    assert results["test"]["lm_weight"] == results["train"]["best_lmwt"]
+    assert results["test"]["lm_weight_selection"].startswith("from ")
+    assert results["test"]["model"]["kind"] == "gmm"
+    # cached while newer than model.json; decoded again once the model changes
+    stamp = (model_dir / "decode_test" / "results.json").stat().st_mtime_ns
+    decode_sets(graph, model_dir, yesno_recipe.data, options)
+    assert (model_dir / "decode_test" / "results.json").stat().st_mtime_ns == stamp
+    later = stamp / 1e9 + 10
+    os.utime(model_dir / "model.json", (later, later))
+    decode_sets(graph, model_dir, yesno_recipe.data, EvaluationOptions(sets=["test"], tune_set=None, jobs=1))
+    again = model_dir / "decode_test" / "results.json"
+    assert again.stat().st_mtime_ns != stamp
+
+
+def test_no_tuning_set_means_the_fixed_weight(yesno_recipe, tmp_path):
+    model_dir = tmp_path / "mono"
+    shutil.copytree(yesno_recipe.exp / "mono", model_dir, ignore=shutil.ignore_patterns("decode_*"))
+    options = EvaluationOptions(sets=["test"], tune_set=None, lm_weight=8, jobs=1)
+    results = decode_sets(model_dir / "graph", model_dir, yesno_recipe.data, options)
+    assert results["test"]["lm_weight"] == 8 and results["test"]["lm_weight_selection"] == "fixed"
+
+
+def test_config_section_errors():
+    with pytest.raises(ConfigError, match="decode: unknown option.*beem"):
+        parse_evaluation_options({"beem": 3})
+    with pytest.raises(ConfigError, match="decode: could not convert"):
+        parse_evaluation_options({"beam": "wide"})
+    options = parse_evaluation_options({"sets": [], "enabled": True, "graph": "g"}, ("dev", None, "test"))
+    assert options.sets == ["dev", "test"]
+
+
+def test_missing_graph_without_lang_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="no graph .*HCLG.fst and no lang dir"):
+        ensure_graph(None, tmp_path, tmp_path / "graph")
