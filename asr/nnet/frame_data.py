@@ -28,7 +28,7 @@ import concurrent.futures
 import logging
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -178,13 +178,41 @@ class Epoch:
         start_batch: the first batch this iterator yields.
     """
 
-    def __init__(self, num_batches: int, start_batch: int, batches: Iterator[tuple[torch.Tensor, torch.Tensor]]):
+    def __init__(
+        self,
+        num_batches: int,
+        start_batch: int,
+        batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
+        frames_in_batch: Callable[[int], int] | None = None,
+    ):
         self.num_batches = num_batches
         self.start_batch = start_batch
         self._batches = batches
+        self._frames_in_batch = frames_in_batch
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self._batches
+
+    def global_batch_frames(self, b: int) -> int:
+        """Frames of batch ``b`` of the whole epoch, all shards together (a sharded loader yields part of it)."""
+        if self._frames_in_batch is None:
+            raise ValueError("this epoch does not know its batch sizes")
+        return self._frames_in_batch(b)
+
+
+def shard_of_batch(index: torch.Tensor, shard: tuple[int, int]) -> torch.Tensor:
+    """Shard ``rank`` of ``count`` (``shard = (rank, count)``) of a global batch's frame indices: the ``rank``-th of
+    ``count`` contiguous, near-equal parts (exactly ``len(index) / count`` frames each when that divides)."""
+    rank, count = shard
+    return index if count == 1 else index.tensor_split(count)[rank]
+
+
+def _windows(feats: torch.Tensor, offsets: torch.Tensor, index: torch.Tensor, left: int, right: int) -> torch.Tensor:
+    """The context windows of frames ``index`` (none: an empty ``[0, (left + 1 + right) * D]``, a rank's share of
+    a tiny last batch)."""
+    if index.numel() == 0:
+        return feats.new_zeros((0, (left + 1 + right) * feats.shape[1]))
+    return splice_at(feats, offsets, index, left, right, check=False)
 
 
 class InMemoryFrameLoader:
@@ -198,6 +226,10 @@ class InMemoryFrameLoader:
         batch_size: frames per minibatch (the last one of an epoch may be smaller).
         left, right: context window.
         device: where batches are built (features are moved there once).
+
+    Attribute ``shard = (rank, count)`` (default ``(0, 1)``), set by data-parallel training
+    (:mod:`asr.nnet.distributed`), makes every batch only this rank's part of the global batch
+    (:func:`shard_of_batch`); the epoch's order, and so the global batches, stay the same on every rank.
     """
 
     def __init__(
@@ -222,6 +254,7 @@ class InMemoryFrameLoader:
             raise ValueError("no training frames")
         self.batch_size = int(batch_size)
         self.left, self.right = int(left), int(right)
+        self.shard: tuple[int, int] = (0, 1)
 
     @property
     def num_frames(self) -> int:
@@ -235,11 +268,14 @@ class InMemoryFrameLoader:
 
         def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
             for b in range(start_batch, num_batches):
-                index = order[b * self.batch_size : (b + 1) * self.batch_size]
-                x = splice_at(self.feats, self.offsets, index, self.left, self.right, check=False)
+                index = shard_of_batch(order[b * self.batch_size : (b + 1) * self.batch_size], self.shard)
+                x = _windows(self.feats, self.offsets, index, self.left, self.right)
                 yield x, self.targets[index]
 
-        return Epoch(num_batches, start_batch, batches())
+        def frames_in_batch(b: int) -> int:
+            return min(self.batch_size, self.num_frames - b * self.batch_size)
+
+        return Epoch(num_batches, start_batch, batches(), frames_in_batch)
 
 
 @dataclass
@@ -273,6 +309,9 @@ class ChunkedFrameLoader:
         left, right: context window.
         device: where batches are built.
         prefetch: read the next buffer in a background thread.
+
+    Attribute ``shard``: as for :class:`InMemoryFrameLoader` (every rank reads every buffer and trains on its
+    part of each global batch).
     """
 
     def __init__(
@@ -302,6 +341,7 @@ class ChunkedFrameLoader:
         self.device = torch.device(device)
         self.prefetch = prefetch
         self.chunks = self._make_chunks(int(chunk_frames))
+        self.shard: tuple[int, int] = (0, 1)
 
     @property
     def num_frames(self) -> int:
@@ -386,14 +426,20 @@ class ChunkedFrameLoader:
                         pending = pool.submit(self._load, plan[i + 1])
                     feats, offsets, targets, order = loaded
                     for b in range(skip if i == first else 0, plan[i].num_batches):
-                        index = order[b * self.batch_size : (b + 1) * self.batch_size]
-                        x = splice_at(feats, offsets, index, self.left, self.right, check=False)
+                        index = shard_of_batch(order[b * self.batch_size : (b + 1) * self.batch_size], self.shard)
+                        x = _windows(feats, offsets, index, self.left, self.right)
                         yield x, targets[index]
             finally:
                 if pool:
                     pool.shutdown(wait=True, cancel_futures=True)
 
-        return Epoch(num_batches, start_batch, batches())
+        first_batch = np.cumsum([0] + [buf.num_batches for buf in plan])  # of each buffer
+
+        def frames_in_batch(b: int) -> int:
+            i = int(np.searchsorted(first_batch, b, side="right")) - 1
+            return min(self.batch_size, plan[i].num_frames - (b - int(first_batch[i])) * self.batch_size)
+
+        return Epoch(num_batches, start_batch, batches(), frames_in_batch)
 
 
 # ------------------------------------------------------------------------------------------ held-out

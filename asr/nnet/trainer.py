@@ -35,7 +35,7 @@ from asr.atomic import atomic_write
 from asr.errors import ConfigError
 from asr.features.context_window import splice_at
 from asr.nnet.checkpoint import load_latest_checkpoint, save_checkpoint
-from asr.nnet.frame_data import ChunkedFrameLoader, HeldoutSet, InMemoryFrameLoader
+from asr.nnet.frame_data import ChunkedFrameLoader, Epoch, HeldoutSet, InMemoryFrameLoader
 from asr.nnet.schedule import InverseTimeSchedule, set_learning_rate
 
 logger = logging.getLogger(__name__)
@@ -227,7 +227,15 @@ class Trainer:
         found = load_latest_checkpoint(self.ckpt_dir)
         if found is None:
             return False
-        ckpt, path = found
+        self.apply_checkpoint(*found)
+        return True
+
+    def apply_checkpoint(self, ckpt: dict[str, Any], path: str | os.PathLike) -> None:
+        """Continue from a loaded checkpoint (``path`` names it in messages): weights, optimizer, counters, RNGs.
+
+        Raises:
+            ConfigError: the checkpoint was made with another configuration fingerprint.
+        """
         old = json.loads(ckpt.get("config", "{}"))
         new = json.loads(json.dumps(self.fingerprint, sort_keys=True))
         if old != new:
@@ -256,7 +264,6 @@ class Trainer:
             "resumed from %s: step %d, epoch %d, batch %d of the epoch",
             path, self.step, self.state["epoch"] + 1, self.state["batch_in_epoch"],
         )  # fmt: skip
-        return True
 
     # -- reporting ------------------------------------------------------------------------------------
     def _scalar(self, tag: str, value: float) -> None:
@@ -334,15 +341,7 @@ class Trainer:
         try:
             for x, y in epoch:
                 set_learning_rate(optimizer, self.current_lr())
-                logits = model(x)
-                loss = F.cross_entropy(logits, y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                n = y.shape[0]
-                with torch.no_grad():
-                    loss_sum += loss.detach() * n
-                    correct += (logits.argmax(dim=1) == y).sum()
+                n = self._update(x, y, epoch, loss_sum, correct)
                 state["step"] += 1
                 state["batch_in_epoch"] += 1
                 state["frames_seen"] += n
@@ -369,6 +368,22 @@ class Trainer:
             self.save_checkpoint()
             return False
         return True
+
+    def _update(
+        self, x: torch.Tensor, y: torch.Tensor, epoch: Epoch, loss_sum: torch.Tensor, correct: torch.Tensor
+    ) -> int:
+        """One update on the batch ``(x, y)`` (batch ``state["batch_in_epoch"]`` of ``epoch``): adds its summed
+        loss and correct count to the accumulators (no synchronization) and returns its frames."""
+        logits = self.model(x)
+        loss = F.cross_entropy(logits, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        n = y.shape[0]
+        with torch.no_grad():
+            loss_sum += loss.detach() * n
+            correct += (logits.argmax(dim=1) == y).sum()
+        return n
 
     def _fold(self, loss_sum: torch.Tensor, correct: torch.Tensor) -> None:
         """Move the tensor accumulators (one synchronization) into the epoch totals kept in the state."""
@@ -401,6 +416,12 @@ class Trainer:
                 s["epoch"] + 1, self.step, loss, 100 * acc, lr, fps,
             )  # fmt: skip
 
+    def _evaluate_heldout(self) -> tuple[float, float]:
+        """Held-out mean cross-entropy and frame accuracy of the current model."""
+        return evaluate(
+            self.model, self.heldout, self.loader.left, self.loader.right, self.options.heldout_batch_frames
+        )
+
     def _end_epoch(self) -> None:
         state, options = self.state, self.options
         epoch = state["epoch"] + 1
@@ -415,9 +436,7 @@ class Trainer:
         }
         if self.heldout is not None and self.heldout.num_frames:
             start = time.perf_counter()
-            loss, acc = evaluate(
-                self.model, self.heldout, self.loader.left, self.loader.right, options.heldout_batch_frames
-            )
+            loss, acc = self._evaluate_heldout()
             entry.update(heldout_loss=loss, heldout_frame_accuracy=acc, heldout_seconds=time.perf_counter() - start)
             self._scalar("heldout/loss", loss)
             self._scalar("heldout/frame_accuracy", acc)
