@@ -233,6 +233,10 @@ def run_training(cfg: DictConfig, run_dir: str | os.PathLike) -> Path:
         min_lr_scale=tc.trainer.min_lr_scale,
     )
     make_trainer = Trainer if ddp is None else ddp.make_trainer
+    if tc.trainer.kind == "async":  # Downpour SGD on Ray (asr.nnet.downpour), with the Trainer's interface
+        from asr.nnet.downpour import downpour_trainer_factory
+
+        make_trainer = downpour_trainer_factory(tc, data, train_archive_path(tc), gmm_dir / "ali.h5", num_pdfs)
     trainer = make_trainer(
         mlp, optimizer, schedule, data.loader, data.heldout, options, run_dir, tc.seed, tc.fingerprint()
     )
@@ -272,6 +276,8 @@ def run_training(cfg: DictConfig, run_dir: str | os.PathLike) -> Path:
         "heldout_frame_accuracy": last.get("heldout_frame_accuracy"),
         "config": str(run_dir / "config.resolved.yaml"),
     }
+    if tc.trainer.kind == "async":  # updates/s, frames/s, staleness histogram, replica restarts
+        info["async"] = trainer.metrics()
     write_dnn_model_dir(
         run_dir, mlp, data.pdf_counts, gmm_dir, info, tc.data.left_context, tc.data.right_context,
         data.feature_type, tc.priors.add, tc.priors.floor,

@@ -100,7 +100,7 @@ class TrainerConfig:
     n_shards: int = 2  # async: parameter-server shards (Ray actors), each a slice of the parameters
     n_fetch: int = 1  # async: minibatches between parameter fetches of a replica
     n_push: int = 1  # async: minibatches between gradient pushes of a replica
-    server_optimizer: str = "sgd"  # async: how shards apply gradients (sgd | adagrad); lr schedule from optim
+    server_optimizer: str = "adagrad"  # async: how shards apply gradients (sgd | adagrad); lr schedule from optim
     ray_address: str | None = None  # async: null = a local Ray; auto / HOST:6379 / ray://HOST:10001 = a cluster
     replica_max_restarts: int = 3  # async: Ray restarts (and task retries) per replica; -1 = unlimited
 
