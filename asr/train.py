@@ -287,7 +287,8 @@ def run_training(cfg: DictConfig, run_dir: str | os.PathLike) -> Path:
 
 
 def evaluate_run(cfg: DictConfig, run_dir: str | os.PathLike) -> str | None:
-    """Decode the trained DNN in ``run_dir`` and its GMM baseline (``decode`` config group) and return the
+    """Decode the trained DNN in ``run_dir`` and its GMM baseline (``decode`` config group), export the
+    recognizer bundle ``<run_dir>/bundle`` (:mod:`asr.bundle`, unless ``decode.bundle=false``) and return the
     GMM-vs-DNN table (:func:`asr.report.comparison_table`); None when decoding is disabled or training is not
     complete (no ``model.json`` yet).
     """
@@ -307,6 +308,11 @@ def evaluate_run(cfg: DictConfig, run_dir: str | os.PathLike) -> str | None:
     if not dnn:
         logger.warning("none of the sets %s exists under %s: nothing decoded", options.sets, tc.corpus.data_dir)
         return None
+    if section.get("bundle", True):
+        from asr.bundle import export_bundle
+
+        bundle = export_bundle(run_dir, graph, run_dir / "bundle", lang_dir=tc.corpus.lang_test, force=True)
+        logger.info("recognizer bundle: %s (python -m asr.transcribe %s audio.wav)", bundle, bundle)
     from asr.report import comparison_table
 
     return comparison_table(tc.gmm_dir, run_dir, [s for s in options.sets if s in dnn])

@@ -50,6 +50,15 @@ def test_train_decodes_and_prints_the_gmm_vs_dnn_table(yesno_recipe, tmp_path):
     for system, res in (("mono", gmm), ("mlp_d2_w64", results)):
         line = next(line for line in result.stdout.splitlines() if system in line)
         assert f"{res['ins']} ins" in line.replace("|", " ") or str(res["ins"]) in line, line
+    # the run ends with a recognizer bundle: one command transcribes a wav
+    wav = (yesno_recipe.data / "test" / "wav.scp").read_text().split("\n")[0].split()[-1]
+    tx = subprocess.run(
+        [sys.executable, "-m", "asr.transcribe", str(run_dir / "bundle"), wav],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert tx.returncode == 0, tx.stderr[-3000:]
+    words = tx.stdout.split()
+    assert len(words) == 9 and set(words[1:]) <= {"YES", "NO"}, tx.stdout
     # a second run reuses the trained model and the decodes and prints the same table
     again = _train(args, tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]

@@ -165,11 +165,11 @@ def evaluate_against_gmm(
 def parse_evaluation_options(section: dict, corpus_sets: Sequence[str | None] = ()) -> EvaluationOptions:
     """:class:`EvaluationOptions` from the ``decode`` config section (unknown keys: ConfigError).
 
-    Keys used here: sets, tune_set, lm_weights, lm_weight, beam, max_active, jobs, device; ``graph`` and
-    ``enabled`` belong to the caller. ``corpus_sets`` is unused unless ``sets`` is empty (then those sets).
+    Keys used here: sets, tune_set, lm_weights, lm_weight, beam, max_active, jobs, device; ``graph``,
+    ``enabled`` and ``bundle`` belong to the caller. ``corpus_sets``: the sets used when ``sets`` is empty.
     """
     known = {"sets", "tune_set", "lm_weights", "lm_weight", "beam", "max_active", "jobs", "device"}
-    extra = set(section) - known - {"graph", "enabled"}
+    extra = set(section) - known - {"graph", "enabled", "bundle"}
     if extra:
         raise ConfigError(f"decode: unknown option(s) {', '.join(sorted(extra))}; known: {', '.join(sorted(known))}")
     values = {k: v for k, v in section.items() if k in known}
