@@ -8,7 +8,8 @@ Every model kind gives an object with (the decoder needs nothing else):
 - ``log_likelihoods(feats: np.ndarray) -> np.ndarray``: one utterance's archive rows in, float32
   ``[T, num_pdfs]`` (unscaled) log-likelihoods out; the model adds deltas / context itself.
 
-Kinds: ``"gmm"`` -> :class:`asr.gmm.model.GmmAcousticModel` (the GMM trainer's loader). Add a kind by
+Kinds: ``"gmm"`` -> :class:`asr.gmm.model.GmmAcousticModel` (the GMM trainer's loader); ``"dnn"``; ``"dnn-onnx"``
+and ``"dnn-torchscript"`` (exported DNNs, :mod:`asr.nnet.exported`). Add a kind by
 adding its ``"module:Class"`` (a class with ``load(model_dir)``) to :data:`MODEL_KINDS`.
 """
 
@@ -27,6 +28,8 @@ from asr.hmm.transition_model import ContextDependency, TransitionModel
 MODEL_KINDS: dict[str, str] = {
     "gmm": "asr.gmm.model:GmmAcousticModel",
     "dnn": "asr.nnet.model:DnnAcousticModel",
+    "dnn-onnx": "asr.nnet.exported:ExportedDnnAcousticModel",
+    "dnn-torchscript": "asr.nnet.exported:ExportedDnnAcousticModel",
 }
 
 

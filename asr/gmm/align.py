@@ -313,6 +313,9 @@ class ShardSpec:
         lexicon_fst: path of the lang's ``L.fst`` (for alignment graphs).
         delta_order, delta_window: deltas to add.
         num_threads: torch threads in the worker (None: leave torch's default).
+        feature_transform: None (deltas), or a picklable callable ``(rows [T, dim], offsets [U + 1], utt_ids)
+            -> float32 [T, D]`` making the model features of concatenated utterances (e.g. splicing + LDA,
+            :class:`asr.gmm.lda_mllt.SplicedTransform`, or speaker-adapted features).
     """
 
     index: int
@@ -325,6 +328,26 @@ class ShardSpec:
     delta_order: int = 2
     delta_window: int = 2
     num_threads: int | None = None
+    feature_transform: Any = None
+
+
+@dataclass
+class ShardFrames:
+    """One job's utterances as a :meth:`AlignmentJobs.map_frames` function sees them (read-only).
+
+    Attributes:
+        utt_ids: the job's utterances; offsets: int64 [U + 1] into the rows below.
+        raw: archive rows [T, dim]; feats: model features [T, D] (after the feature transform or deltas).
+        alignments: per utterance the transition-state ids, or None (failed / not aligned).
+        transition_model: the model of the alignments (None before ``set_model``).
+    """
+
+    utt_ids: list[str]
+    offsets: np.ndarray
+    raw: np.ndarray
+    feats: torch.Tensor
+    alignments: list[np.ndarray | None]
+    transition_model: TransitionModel | None
 
 
 @dataclass
@@ -393,8 +416,9 @@ class _Shard:
                 lengths.append(end - start)
             dim = archive.dim
         self.offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]).astype(np.int64)
-        raw = np.concatenate(blocks) if blocks else np.zeros((0, dim), dtype=np.float32)
-        self.feats = torch.from_numpy(add_deltas(raw, self.offsets, spec.delta_order, spec.delta_window))
+        self.raw = np.concatenate(blocks) if blocks else np.zeros((0, dim), dtype=np.float32)
+        self.feature_transform = spec.feature_transform
+        self.feats = self._model_features()
         self.alignments: list[np.ndarray | None] = [None] * len(spec.utt_ids)
         self.failures: dict[str, str] = dict(spec.missing)
         self.transition_model: TransitionModel | None = None
@@ -402,6 +426,25 @@ class _Shard:
         self.graph_options = GraphOptions()
         self.graphs: list | None = None
         self.graph_failures: dict[str, str] = {}
+
+    def _model_features(self) -> torch.Tensor:
+        if self.feature_transform is None:
+            return torch.from_numpy(add_deltas(self.raw, self.offsets, self.spec.delta_order, self.spec.delta_window))
+        feats = np.ascontiguousarray(self.feature_transform(self.raw, self.offsets, self.spec.utt_ids), np.float32)
+        return torch.from_numpy(feats)
+
+    def set_feature_transform(self, transform: Any) -> None:
+        """Recompute the model features with another transform (None: deltas), e.g. after an MLLT or fMLLR
+        update; alignments and graphs are kept."""
+        self.feature_transform = transform
+        self.feats = self._model_features()
+
+    def map_frames(self, fn: Any, *args: Any) -> Any:
+        """Return ``fn(ShardFrames, *args)`` (``fn`` picklable: a module-level function)."""
+        view = ShardFrames(
+            list(self.spec.utt_ids), self.offsets, self.raw, self.feats, list(self.alignments), self.transition_model
+        )
+        return fn(view, *args)
 
     # -- model structure and graphs
 
@@ -624,6 +667,8 @@ class AlignmentJobs:
         lexicon_fst: path of the lang's ``L.fst``.
         num_jobs: worker processes (1: in-process).
         delta_order, delta_window: deltas the model uses.
+        feature_transform: instead of deltas, a picklable callable making the model features
+            (see :class:`ShardSpec`); :meth:`set_feature_transform` replaces it later.
 
     Use as a context manager (workers are stopped on exit). Methods call every job in parallel.
     """
@@ -636,6 +681,7 @@ class AlignmentJobs:
         num_jobs: int = 1,
         delta_order: int = 2,
         delta_window: int = 2,
+        feature_transform: Any = None,
     ):
         with FeatureArchive(feature_archive) as archive:
             self.utt_ids = list(archive.utt_ids)
@@ -660,6 +706,7 @@ class AlignmentJobs:
                     delta_order=delta_order,
                     delta_window=delta_window,
                     num_threads=1 if self.num_jobs > 1 else None,  # in-process: see torch_threads
+                    feature_transform=feature_transform,
                 )
             )
         self._local: _Shard | None = None
@@ -741,6 +788,15 @@ class AlignmentJobs:
         """Realign and/or accumulate on every job; returns the merged :class:`PassResult`."""
         state = gmm.state_dict() if gmm is not None else None
         return PassResult.merge(self.call("run_pass", state, realign, accumulate, options))
+
+    def set_feature_transform(self, transform: Any) -> None:
+        """Every job recomputes its model features with ``transform`` (see :class:`ShardSpec`)."""
+        self.call("set_feature_transform", transform)
+
+    def map_frames(self, fn: Any, *args: Any) -> list:
+        """``fn(ShardFrames, *args)`` on every job (in parallel); the results in job order. ``fn`` must be a
+        module-level function (it is pickled by reference); use it for statistics the passes do not make."""
+        return self.call("map_frames", fn, *args)
 
     def equal_align(self, prons: Mapping[int, Sequence[int]], edge_silence: int | None) -> dict[str, str]:
         """Equal alignment on every job; returns the failures."""
@@ -925,6 +981,8 @@ def align_data_dir(
         )
     check_phones_match(model_dir / PHONES_TXT, lang_dir / "phones.txt")
     model_files = [n for n in (MODEL_JSON, TOPO_JSON, TREE_JSON, TRANSITION_MODEL_JSON, GMM_FILE, PHONES_TXT)]
+    if model.info.get("feature_transform"):  # LDA+MLLT: the transform travels with the model
+        model_files.append(str(model.info["feature_transform"]))
     inputs = {
         "text": data_dir / "text",
         "features": archive_path,
@@ -964,7 +1022,13 @@ def align_data_dir(
         )
     t0 = time.perf_counter()
     with AlignmentJobs(
-        archive_path, transcripts, lang_dir / "L.fst", num_jobs, model.delta_order, model.delta_window
+        archive_path,
+        transcripts,
+        lang_dir / "L.fst",
+        num_jobs,
+        model.delta_order,
+        model.delta_window,
+        feature_transform=model.feature_transform,
     ) as jobs:
         t_setup = time.perf_counter() - t0
         graph_seconds = jobs.set_model(model.transition_model, model.ctx_dep, options, compile_graphs=True)

@@ -10,10 +10,13 @@ A model directory (the team's GMM interface) holds:
   (:class:`~asr.hmm.transition_model.TransitionModel`), ``final.gmm.pt``
   (:class:`~asr.gmm.diag_gmm.DiagGmmSet`), ``phones.txt`` (a copy of the lang's, which
   ``asr.graph.mkgraph`` prefers to the path in model.json);
-- ``ali.h5`` (:mod:`asr.gmm.alignment_archive`), ``train_log.json``, ``log/``.
+- ``ali.h5`` (:mod:`asr.gmm.alignment_archive`), ``train_log.json``, ``log/``;
+- LDA+MLLT systems (:mod:`asr.gmm.train_lda_mllt`, :mod:`asr.gmm.train_sat`): ``final.mat.pt``
+  (:class:`~asr.gmm.lda_mllt.SplicedTransform`, named by model.json's ``"feature_transform"``; then
+  ``delta_order`` is 0, ``feature_dim`` the archive row size and ``model_dim`` the GMM's).
 
 :class:`GmmAcousticModel` reads it back and scores one utterance's archive rows (13-dim CMVN'd MFCC; it
-adds the deltas itself).
+adds the deltas itself, or splices and applies the LDA+MLLT matrix).
 """
 
 from __future__ import annotations
@@ -46,6 +49,17 @@ GMM_FILE = "final.gmm.pt"
 PHONES_TXT = "phones.txt"
 ALI_H5 = "ali.h5"
 TRAIN_LOG_JSON = "train_log.json"
+TRANSFORM_FILE = "final.mat.pt"
+
+
+def _load_transform(model_dir: Path, info: dict[str, Any]):
+    """The model's spliced feature transform (None for delta models)."""
+    name = info.get("feature_transform")
+    if not name:
+        return None
+    from asr.gmm.lda_mllt import SplicedTransform
+
+    return SplicedTransform.load(model_dir / str(name))
 
 
 def read_model_info(model_dir: str | os.PathLike) -> dict[str, Any]:
@@ -77,7 +91,9 @@ def write_model_dir(
 
     ``info`` is completed with ``kind``, ``num_pdfs``, ``num_gauss``, ``context_width`` and ``feature_dim``
     from the objects. (``ali.h5``, ``train_log.json`` and ``log/`` are written by the trainer, before
-    this call, so that ``model.json`` still comes last.)
+    this call, so that ``model.json`` still comes last.) When ``info["feature_transform"]`` names a
+    transform file (written by the trainer into ``model_dir``), ``feature_dim`` is its input dimension and
+    ``model_dim`` its output dimension, which must be the GMM's.
 
     Raises:
         ValueError: the parts disagree (number of pdfs, feature dimension).
@@ -90,8 +106,17 @@ def write_model_dir(
             f"GMM {gmm.num_pdfs}"
         )
     order = int(info.get("delta_order", 0))
-    if gmm.dim % (order + 1):
+    transform = _load_transform(model_dir, info)
+    if transform is not None:
+        if order != 0 or transform.output_dim != gmm.dim:
+            raise ValueError(
+                f"the transform makes {transform.output_dim}-dim features (delta_order {order}), the GMM has {gmm.dim}"
+            )
+        dims = {"feature_dim": transform.input_dim, "model_dim": gmm.dim}
+    elif gmm.dim % (order + 1):
         raise ValueError(f"GMM dimension {gmm.dim} is not a multiple of delta_order + 1 = {order + 1}")
+    else:
+        dims = {"feature_dim": gmm.dim // (order + 1)}
     topology.save(model_dir / TOPO_JSON)
     ctx_dep.save(model_dir / TREE_JSON)
     transition_model.save(model_dir / TRANSITION_MODEL_JSON)
@@ -104,7 +129,7 @@ def write_model_dir(
         "num_pdfs": int(gmm.num_pdfs),
         "num_gauss": int(gmm.num_gauss),
         "context_width": int(ctx_dep.context_width),
-        "feature_dim": gmm.dim // (order + 1),
+        **dims,
     }
     with atomic_write(model_dir / MODEL_JSON) as f:
         json.dump(full, f, indent=1)
@@ -121,7 +146,10 @@ class GmmAcousticModel:
         feature_type: the archive to read (``<data>/<feature_type>.h5``).
         num_pdfs: number of pdfs (senones).
         delta_order, delta_window: deltas added by :meth:`log_likelihoods`.
-        feature_dim: dimension of the archive rows (before deltas).
+        feature_transform: None, or the :class:`~asr.gmm.lda_mllt.SplicedTransform` (splice + LDA+MLLT)
+            applied instead of deltas.
+        feature_dim: dimension of the archive rows (before deltas / the transform).
+        left_context, right_context: frames of context the features read on each side.
     """
 
     def __init__(
@@ -132,6 +160,7 @@ class GmmAcousticModel:
         ctx_dep: MonophoneContextDependency | ContextDependencyTree,
         transition_model: TransitionModel,
         gmm: DiagGmmSet,
+        feature_transform: Any = None,
     ):
         self.model_dir = model_dir
         self.info = info
@@ -143,7 +172,13 @@ class GmmAcousticModel:
         self.delta_order = int(info.get("delta_order", 0))
         self.delta_window = int(info.get("delta_window", 2))
         self.num_pdfs = int(gmm.num_pdfs)
-        self.feature_dim = gmm.dim // (self.delta_order + 1)
+        self.feature_transform = feature_transform
+        if feature_transform is not None:
+            self.feature_dim = int(feature_transform.input_dim)
+            self.left_context, self.right_context = int(feature_transform.left), int(feature_transform.right)
+        else:
+            self.feature_dim = gmm.dim // (self.delta_order + 1)
+            self.left_context = self.right_context = self.delta_order * self.delta_window
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike, device: str | torch.device = "cpu") -> GmmAcousticModel:
@@ -176,20 +211,31 @@ class GmmAcousticModel:
         if transition_model.topology != topology:
             raise InputError("topo.json differs from the transition model's topology", model_dir / TOPO_JSON)
         order = int(info["delta_order"])
-        if gmm.dim % (order + 1) or ("feature_dim" in info and gmm.dim != int(info["feature_dim"]) * (order + 1)):
+        transform = _load_transform(model_dir, info)
+        if transform is not None:
+            if transform.output_dim != gmm.dim or order != 0:
+                raise InputError(
+                    f"the feature transform makes {transform.output_dim}-dim features (delta_order {order}), "
+                    f"the GMM has {gmm.dim}",
+                    model_dir / str(info["feature_transform"]),
+                )
+        elif gmm.dim % (order + 1) or ("feature_dim" in info and gmm.dim != int(info["feature_dim"]) * (order + 1)):
             raise InputError(
                 f"GMM dimension {gmm.dim} does not fit feature_dim {info.get('feature_dim')} with delta_order {order}",
                 json_path,
             )
-        return cls(model_dir, info, topology, ctx_dep, transition_model, gmm)
+        return cls(model_dir, info, topology, ctx_dep, transition_model, gmm, transform)
 
     def features(self, feats: np.ndarray) -> np.ndarray:
-        """Archive rows ``[T, feature_dim]`` -> model input ``[T, gmm.dim]`` (deltas appended)."""
+        """Archive rows ``[T, feature_dim]`` -> model input ``[T, gmm.dim]`` (deltas appended, or spliced and
+        transformed)."""
         feats = np.asarray(feats)
         if feats.ndim != 2 or feats.shape[1] != self.feature_dim:
             raise ValueError(
                 f"features must be [T, {self.feature_dim}] ({self.feature_type} archive rows), got shape {feats.shape}"
             )
+        if self.feature_transform is not None:
+            return self.feature_transform(feats)
         if self.delta_order == 0:
             return np.ascontiguousarray(feats, dtype=np.float32)
         return add_deltas(feats, order=self.delta_order, window=self.delta_window)
@@ -197,14 +243,20 @@ class GmmAcousticModel:
     def log_likelihoods(self, feats: np.ndarray) -> np.ndarray:
         """Per-pdf log-likelihoods of one utterance: ``[T, feature_dim]`` archive rows -> float32 ``[T, num_pdfs]``.
 
-        Deltas are added here (utterance edges clamped, as Kaldi's ``add-deltas``); the scores are not scaled.
+        Deltas are added here (utterance edges clamped, as Kaldi's ``add-deltas``), or the frames spliced and
+        transformed (LDA+MLLT); the scores are not scaled.
         """
         x = torch.from_numpy(self.features(feats))
         with torch.no_grad():
             return self.gmm.log_likelihoods(x).cpu().numpy().astype(np.float32, copy=False)
 
     def __repr__(self) -> str:
+        feats = (
+            f"{self.feature_type} + deltas {self.delta_order}"
+            if self.feature_transform is None
+            else f"{self.feature_type} spliced +-{self.left_context} -> {self.gmm.dim} (LDA+MLLT)"
+        )
         return (
             f"GmmAcousticModel({str(self.model_dir)!r}: {self.num_pdfs} pdfs, {self.gmm.num_gauss} Gaussians, "
-            f"context width {self.ctx_dep.context_width}, {self.feature_type} + deltas {self.delta_order})"
+            f"context width {self.ctx_dep.context_width}, {feats})"
         )

@@ -301,6 +301,98 @@ def aligned_features(archive_path: Path, positions: Sequence[int], delta_order: 
     return feats[rows]
 
 
+@dataclass
+class TreeInit:
+    """A tree built from an alignment's statistics, its transition model and one Gaussian per leaf."""
+
+    tree: Any
+    transition_model: TransitionModel
+    gmm: DiagGmmSet
+    build_options: Any
+    num_questions: int
+    num_frames: int
+    seconds: dict[str, float]
+
+
+def build_tree_from_alignment(
+    feats: np.ndarray, source: SourceAlignment, lang: Lang, tree_options: TreeOptions
+) -> TreeInit:
+    """Steps 1-4 of :func:`train_tri` on given features: tree statistics of the aligned frames ``feats``
+    (``[len(source.tstate_ids), D]``, any feature kind: deltas, LDA, fMLLR-adapted), questions, roots, the
+    tree, its transition model and one Gaussian per leaf (``gmm-init-model``)."""
+    topology = source.topology
+    t0 = time.perf_counter()
+    ctx = frame_contexts(source.tstate_ids, source.offsets, source.transition_model)
+    stats = TreeStats.from_frames(ctx.left, ctx.phones, ctx.right, ctx.pdf_classes, feats)
+    t_stats = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    num_pdf_classes = {p: topology.num_pdf_classes(p) for p in topology.phones}
+    questions = build_question_set(
+        stats, max_num_pdf_classes=max(num_pdf_classes.values()), silence_phones=lang.silence_phones
+    )
+    roots = make_roots(topology.phones, [lang.silence_phones] if tree_options.share_silence else [])
+    overrides: dict[str, Any] = {"min_gain": tree_options.min_gain, "cluster_thresh": tree_options.cluster_thresh}
+    if tree_options.num_leaves is not None:
+        overrides["max_leaves"] = tree_options.num_leaves
+    if tree_options.min_count is not None:
+        overrides["min_count"] = tree_options.min_count
+    build_options = suggest_tree_options(stats.total_count, **overrides)
+    tree = build_tree(stats, questions, num_pdf_classes, roots, build_options)
+    t_tree = time.perf_counter() - t0
+    tm = TransitionModel.build(topology, tree)
+    leaf = tree.leaf_stats(stats)
+    init_stats = GmmStats(
+        torch.from_numpy(leaf.count),
+        torch.from_numpy(leaf.sums),
+        torch.from_numpy(leaf.sumsqs),
+        torch.arange(tree.num_pdfs + 1),
+    )
+    gmm = DiagGmmSet.from_stats(init_stats)
+    logger.info(
+        "tree: %d leaves, %d pdfs (max_leaves %d, min_count %g) from %d frames; %d transition states; "
+        "stats %.2f s, questions+tree %.2f s",
+        tree.num_leaves,
+        tree.num_pdfs,
+        build_options.max_leaves,
+        build_options.min_count,
+        int(stats.total_count),
+        tm.num_transition_states,
+        t_stats,
+        t_tree,
+    )
+    return TreeInit(
+        tree,
+        tm,
+        gmm,
+        build_options,
+        len(questions.phone_questions),
+        int(stats.total_count),
+        {"tree_stats": t_stats, "tree": t_tree},
+    )
+
+
+def converted_source_alignments(
+    source: SourceAlignment,
+    transition_model: TransitionModel,
+    tree: Any,
+    utt_ids: Sequence[str],
+    transcripts: Any,
+    ali_dir: Path,
+) -> tuple[list[np.ndarray | None], dict[str, str]]:
+    """Step 5 of :func:`train_tri`: the source alignment converted to the new model (``convert-ali``), per
+    archive utterance (None where the source failed or the utterance has no transcript), and the reasons."""
+    converted = convert_alignments(source.tstate_ids, source.offsets, source.transition_model, transition_model, tree)
+    alignments: list[np.ndarray | None] = [None] * len(utt_ids)
+    for k, pos in enumerate(source.aligned_positions):
+        alignments[pos] = converted[source.offsets[k] : source.offsets[k + 1]]
+    failures = {u: f"not aligned in {ali_dir / ALI_H5}: {r}" for u, r in source.archive.failed.items()}
+    for pos, utt in enumerate(utt_ids):
+        if transcripts.word_ids[pos] is None and alignments[pos] is not None:
+            alignments[pos] = None  # no transcript: cannot be realigned; leave it out throughout
+            failures[utt] = transcripts.missing[utt]
+    return alignments, failures
+
+
 def train_tri(
     data_dir: str | os.PathLike,
     lang_dir: str | os.PathLike,
@@ -351,64 +443,17 @@ def train_tri(
         transcripts = load_transcripts(data_dir / "text", lang, utt_ids)
         log_transcript_problems(transcripts, data_dir / "text", archive_path)
 
-        # 1. tree statistics
-        t0 = time.perf_counter()
+        # 1-4. tree statistics, questions, roots, tree, transition model, one Gaussian per leaf
         feats = aligned_features(
             archive_path, source.aligned_positions, tree_options.delta_order, tree_options.delta_window
         )
-        ctx = frame_contexts(source.tstate_ids, source.offsets, source.transition_model)
-        stats = TreeStats.from_frames(ctx.left, ctx.phones, ctx.right, ctx.pdf_classes, feats)
-        t_stats = time.perf_counter() - t0
-        # 2-3. questions, roots, tree
-        t0 = time.perf_counter()
-        num_pdf_classes = {p: topology.num_pdf_classes(p) for p in topology.phones}
-        questions = build_question_set(
-            stats, max_num_pdf_classes=max(num_pdf_classes.values()), silence_phones=lang.silence_phones
-        )
-        roots = make_roots(topology.phones, [lang.silence_phones] if tree_options.share_silence else [])
-        overrides: dict[str, Any] = {"min_gain": tree_options.min_gain, "cluster_thresh": tree_options.cluster_thresh}
-        if tree_options.num_leaves is not None:
-            overrides["max_leaves"] = tree_options.num_leaves
-        if tree_options.min_count is not None:
-            overrides["min_count"] = tree_options.min_count
-        build_options = suggest_tree_options(stats.total_count, **overrides)
-        tree = build_tree(stats, questions, num_pdf_classes, roots, build_options)
-        t_tree = time.perf_counter() - t0
-        # 4. transition model and one Gaussian per leaf
-        tm = TransitionModel.build(topology, tree)
-        leaf = tree.leaf_stats(stats)
-        init_stats = GmmStats(
-            torch.from_numpy(leaf.count),
-            torch.from_numpy(leaf.sums),
-            torch.from_numpy(leaf.sumsqs),
-            torch.arange(tree.num_pdfs + 1),
-        )
-        gmm = DiagGmmSet.from_stats(init_stats)
-        logger.info(
-            "tree: %d leaves, %d pdfs (max_leaves %d, min_count %g) from %d frames; %d transition states; "
-            "stats %.2f s, questions+tree %.2f s",
-            tree.num_leaves,
-            tree.num_pdfs,
-            build_options.max_leaves,
-            build_options.min_count,
-            int(stats.total_count),
-            tm.num_transition_states,
-            t_stats,
-            t_tree,
-        )
+        init = build_tree_from_alignment(feats, source, lang, tree_options)
+        tree, tm, gmm, build_options = init.tree, init.transition_model, init.gmm, init.build_options
+        del feats
         # 5. convert the alignment
         t0 = time.perf_counter()
-        converted = convert_alignments(source.tstate_ids, source.offsets, source.transition_model, tm, tree)
-        alignments: list[np.ndarray | None] = [None] * len(utt_ids)
-        for k, pos in enumerate(source.aligned_positions):
-            alignments[pos] = converted[source.offsets[k] : source.offsets[k + 1]]
-        failures = {u: f"not aligned in {ali_dir / ALI_H5}: {r}" for u, r in source.archive.failed.items()}
-        for pos, utt in enumerate(utt_ids):
-            if transcripts.word_ids[pos] is None and alignments[pos] is not None:
-                alignments[pos] = None  # no transcript: cannot be realigned; leave it out throughout
-                failures[utt] = transcripts.missing[utt]
+        alignments, failures = converted_source_alignments(source, tm, tree, utt_ids, transcripts, ali_dir)
         t_convert = time.perf_counter() - t0
-        del feats
         # 6. EM
         t0 = time.perf_counter()
         with AlignmentJobs(
@@ -451,15 +496,15 @@ def train_tri(
                     "num_leaves": tree.num_leaves,
                     "num_pdfs": tree.num_pdfs,
                     "build_options": dataclasses.asdict(build_options),
-                    "num_questions": len(questions.phone_questions),
+                    "num_questions": init.num_questions,
                     "objf_per_frame_initial": tree.build_info.get("objf_per_frame_initial"),
                     "objf_per_frame_final": tree.build_info.get("objf_per_frame_final"),
                 },
                 "not_aligned_in_source": len(source.archive.failed),
                 "no_transcript": [[u, r] for u, r in list(transcripts.missing.items())[:50]],
                 "seconds": {
-                    "tree_stats": round(t_stats, 3),
-                    "tree": round(t_tree, 3),
+                    "tree_stats": round(init.seconds["tree_stats"], 3),
+                    "tree": round(init.seconds["tree"], 3),
                     "convert_alignments": round(t_convert, 3),
                     "jobs_setup": round(setup_seconds, 3),
                 },

@@ -17,6 +17,11 @@
 #   7  DNN depth sweep on the tri1 senones (Hydra multirun of python -m asr.train, one run dir each, each
 #      decoded like stage 4 with tri1's graph):               exp/an4/dnn/mlp_d<depth>_w<width>
 #   8  report: WER by hidden layers vs the GMMs (Markdown, CSV, PNG):  exp/an4/report/wer_by_depth.*
+#   9  LDA+MLLT triphones (tri2b) from the tri1 alignments:  exp/an4/tri2b
+#  10  tri2b graph and decodes, as stage 4:                   exp/an4/tri2b/decode_{dev,test}
+#  11  speaker adaptive training with fMLLR (tri3b) from the tri2b alignments:  exp/an4/tri3b
+#  12  tri3b graph and two-pass fMLLR decodes (speaker-independent first pass with the alignment model,
+#      per-speaker fMLLR, adapted pass):                     exp/an4/tri3b/decode_{dev,test}
 #
 # DNN options: --dnn-depths 1,2,4,8 --dnn-overrides "width=512 trainer.epochs=4" (any asr.train overrides)
 set -euo pipefail
@@ -102,6 +107,32 @@ fi
 if run_stage 8; then
   echo "stage 8: report"
   python -m asr.report "$exp" --sets dev,test --baseline tri1 --out "$exp/report/wer_by_depth"
+fi
+
+if run_stage 9; then
+  echo "stage 9: LDA+MLLT triphones (tri2b) from the tri1 alignments"
+  python -m asr.gmm.train_lda_mllt --data "$data/train" --lang "$data/lang" --ali-dir "$exp/tri1" --out "$exp/tri2b"
+fi
+
+if run_stage 10; then
+  echo "stage 10: tri2b graph and decoding"
+  graph_and_decode tri2b
+fi
+
+if run_stage 11; then
+  echo "stage 11: speaker adaptive training (tri3b) from the tri2b alignments"
+  python -m asr.gmm.train_sat --data "$data/train" --lang "$data/lang" --ali-dir "$exp/tri2b" --out "$exp/tri3b"
+fi
+
+if run_stage 12; then
+  echo "stage 12: tri3b graph and two-pass fMLLR decoding"
+  python -m asr.graph.mkgraph --lang "$data/lang_test_tg" --model "$exp/tri3b" --out "$exp/tri3b/graph_tg"
+  python -m asr.decode.decode_fmllr --graph "$exp/tri3b/graph_tg" --model "$exp/tri3b" --data "$data/dev" \
+    --out "$exp/tri3b/decode_dev" --lm-weights "$lm_weights" --jobs "$decode_jobs"
+  if [ -d "$data/test" ]; then
+    python -m asr.decode.decode_fmllr --graph "$exp/tri3b/graph_tg" --model "$exp/tri3b" --data "$data/test" \
+      --out "$exp/tri3b/decode_test" --lm-weight-from "$exp/tri3b/decode_dev/results.json" --jobs "$decode_jobs"
+  fi
 fi
 
 echo "an4 recipe: done (stages $stage..$stop_stage)"
