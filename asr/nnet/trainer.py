@@ -107,14 +107,21 @@ def evaluate(
     return float(loss_sum) / n, float(correct) / n
 
 
+def _same_path(a: Any, b: Any) -> bool:
+    return (
+        isinstance(a, str) and isinstance(b, str) and os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
+    )
+
+
 def config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
-    """``"key: old -> new"`` for every leaf that differs between two nested dicts."""
+    """``"key: old -> new"`` for every leaf that differs between two nested dicts (two strings that name the
+    same existing path, e.g. ``exp/an4/tri1`` and its absolute form, are the same)."""
     out = []
     for key in sorted(set(old) | set(new)):
         a, b = old.get(key, "<absent>"), new.get(key, "<absent>")
         if isinstance(a, dict) and isinstance(b, dict):
             out += config_differences(a, b, f"{prefix}{key}.")
-        elif a != b:
+        elif a != b and not _same_path(a, b):
             out.append(f"{prefix}{key}: {a!r} -> {b!r}")
     return out
 

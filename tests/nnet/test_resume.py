@@ -123,3 +123,16 @@ def test_training_learns_the_tiny_task(tmp_path):
     first, last = trainer.history[0], trainer.history[-1]
     assert last["heldout_frame_accuracy"] > 0.8, trainer.history
     assert last["train_loss"] < first["train_loss"]
+
+
+def test_a_path_written_another_way_is_the_same_config(tmp_path, monkeypatch):
+    from asr.nnet.trainer import config_differences
+
+    (tmp_path / "exp" / "tri1").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    old = {"gmm_dir": "exp/tri1", "optim": {"lr": 0.02}}
+    assert config_differences(old, {"gmm_dir": str(tmp_path / "exp" / "tri1"), "optim": {"lr": 0.02}}) == []
+    assert config_differences(old, {"gmm_dir": "exp/tri2", "optim": {"lr": 0.01}}) == [
+        "gmm_dir: 'exp/tri1' -> 'exp/tri2'",
+        "optim.lr: 0.02 -> 0.01",
+    ]
