@@ -13,13 +13,19 @@ The run directory ``exp/<corpus>/dnn/<name>/`` (``name`` defaults to ``<model>_d
 ``model.json`` with ``"kind": "dnn"``, ``final.pt``, ``pdf_counts.txt``, copies of the GMM's
 ``topo.json``, ``tree.json``, ``transition_model.json``, ``phones.txt``).
 
-Running a command again continues from the newest checkpoint (a finished run does nothing but rewrite the
-model files); ``trainer.restart=true`` deletes the run's checkpoints and starts over. A checkpoint made with
-another configuration (other than epochs / max_steps / logging) is refused with the differences listed.
+Running a command again continues from the newest checkpoint (a finished run with its model files leaves
+them, and the decodes made from them, as they are); ``trainer.restart=true`` deletes the run's checkpoints and
+starts over. A checkpoint made with another configuration (other than epochs / max_steps / logging) is refused
+with the differences listed.
 
 Inputs: ``<corpus.data_dir>/<corpus.train>/fbank.h5`` and the GMM dir ``gmm_dir`` (default
-``exp/<corpus>/tri1``) with its ``ali.h5``; :func:`ensure_gmm` checks them before training (and names the
-recipe stages that make them when they are missing).
+``exp/<corpus>/tri1``) with its ``ali.h5``; :func:`ensure_gmm` makes them with the corpus recipe when they are
+missing (``prepare=true``) or names the recipe stages that make them (``prepare=false``).
+
+Once training is complete, :func:`evaluate_run` decodes the sets of ``decode.sets`` with the GMM's graph
+(:mod:`asr.decode.evaluate`: the LM weight picked on dev, test at that weight; the GMM baseline decoded the same
+way when its decodes are missing), exports the recognizer bundle ``<run dir>/bundle`` (:mod:`asr.bundle`) and
+prints the GMM-vs-DNN table (:func:`asr.report.comparison_table`). Under torchrun only rank 0 does this.
 """
 
 from __future__ import annotations
@@ -243,6 +249,9 @@ def run_training(cfg: DictConfig, run_dir: str | os.PathLike) -> Path:
     trainer.resume()
     if trainer.done:
         logger.info("training of %s is complete (%d epochs, step %d)", run_dir, len(trainer.history), trainer.step)
+        if (run_dir / MODEL_JSON).is_file() and ddp is None:
+            trainer.close()  # the model files are there: leave them (and the decodes made from them) as they are
+            return run_dir
     start = time.perf_counter()
     try:
         trainer.fit()

@@ -63,4 +63,5 @@ def test_train_decodes_and_prints_the_gmm_vs_dnn_table(yesno_recipe, tmp_path):
     again = _train(args, tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads((run_dir / "decode_test" / "results.json").read_text())["wer"] == results["wer"]
-    assert "reusing" in again.stdout + again.stderr
+    log = again.stdout + again.stderr
+    assert f"reusing %WER {results['wer']:.2f}" in log and "training of" in log and "is complete" in log
