@@ -62,6 +62,7 @@ DECODE_PREFIX = "decode_"
 # Sub-directories of a run dir that never hold model or decode dirs: not searched.
 SKIP_DIRS = frozenset({"checkpoints", "tensorboard", "log", "logs", "__pycache__"})
 # Files that mark a DNN (or GMM) run dir whose training has started.
+BUNDLE_MARKER = "bundle.json"
 RUN_MARKERS = ("train_log.json", "checkpoints", "config.resolved.yaml")
 # Zeiler et al. (ICASSP 2013), WER (%) by number of hidden layers, and their GMM baseline.
 PAPER_WER = {1: 16.0, 2: 12.8, 4: 11.4, 8: 10.9, 12: 11.1}
@@ -368,7 +369,12 @@ def _scan(path: Path, found: _Found) -> None:
         subdirs = set(dirnames)
         decodes = sorted(n for n in dirnames if n.startswith(DECODE_PREFIX))
         dirnames[:] = sorted(
-            n for n in dirnames if not n.startswith(".") and n not in SKIP_DIRS and not n.startswith(DECODE_PREFIX)
+            n
+            for n in dirnames
+            if not n.startswith(".")
+            and n not in SKIP_DIRS
+            and not n.startswith(DECODE_PREFIX)
+            and not (here / n / BUNDLE_MARKER).is_file()  # a recognizer bundle (asr.bundle) is a copy of a model
         )
         for name in decodes:
             if (here / name / RESULTS_JSON).is_file():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import shutil
 import struct
 from pathlib import Path
 
@@ -207,7 +208,10 @@ def test_decode_dirs_and_model_dirs_as_inputs(sweep):
     rows = collect_rows([sweep / "tri1" / "decode_dev", sweep / "dnn" / "mlp_d4_w512"])
     assert [r.system for r in rows] == ["tri1", "mlp_d4_w512"]
     assert sorted(rows[0].results) == ["dev"] and sorted(rows[1].results) == ["dev", "test"]
-    # the same dir reached twice is one row
+    # the same dir reached twice is one row; a recognizer bundle inside a run dir (a copy of the model) is no row
+    bundle = sweep / "dnn" / "mlp_d4_w512" / "bundle"
+    shutil.copytree(sweep / "dnn" / "mlp_d4_w512", bundle / "model", ignore=shutil.ignore_patterns("decode_*"))
+    (bundle / "bundle.json").write_text("{}\n")
     assert len(collect_rows([sweep, sweep / "tri1"])) == 7
     with pytest.raises(InputError, match="no such file"):
         collect_rows([sweep / "tri7"])
