@@ -6,6 +6,8 @@ Usage::
     python -m asr.data.prepare an4   [--root DIR] [--out data/an4] [--dev-speakers "fash fjmd ..."] [--download]
     python -m asr.data.prepare synth [--out data/synth] [--minutes 40] [--seed 0] [--snr-min 10] [--snr-max 30]
                                      [--sample-rate 16000] [--jobs N]
+    python -m asr.data.prepare lhotse --recordings R.jsonl.gz --supervisions S.jsonl.gz --out data/x
+                                     [--manifest-reader auto|lhotse|builtin]
 
 ``--root`` defaults to ``$ASR_CORPORA/<corpus>``; ``ASR_CORPORA`` defaults to ``../shared/corpora``, and a
 relative value is taken relative to the current directory (so the default fits a user running from the
@@ -15,6 +17,9 @@ relative to the current directory).
 A corpus that is not at ``--root`` stops with a message saying what to download and from where; with
 ``--download`` the archive is fetched (urllib) and unpacked (tarfile, with the ``data`` safety filter)
 to ``--root`` first. Every preparer validates the data directories it writes.
+
+``lhotse`` is not a corpus but any corpus lhotse prepared: its RecordingSet and SupervisionSet manifests
+become one data dir at ``--out`` (:mod:`asr.data.corpora.lhotse_manifests`).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from asr.errors import AsrError
 
 log = logging.getLogger(__name__)
 
-CORPORA = ("synth", "yesno", "an4")
+CORPORA = ("synth", "yesno", "an4", "lhotse")
 DEFAULT_CORPORA_DIR = "../shared/corpora"
 
 
@@ -96,6 +101,14 @@ def prepare(corpus: str, root: Path | None, out: Path, *, download: bool = False
         for path in result.values():  # the synth preparer validates too; this is cheap and says what was made
             log.info("%s", validate_data_dir(path))
         return result
+    if corpus == "lhotse":
+        from asr.data.corpora.lhotse_manifests import import_lhotse
+        from asr.errors import ConfigError
+
+        if not options.get("recordings") or not options.get("supervisions"):
+            raise ConfigError("lhotse needs --recordings and --supervisions manifests")
+        import_lhotse(options["recordings"], options["supervisions"], out, reader=options.get("reader", "auto"))
+        return {Path(out).name: Path(out)}
     if root is None:
         root = corpora_dir() / corpus
     if corpus == "yesno":
@@ -133,6 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     synth_group.add_argument("--snr-max", type=float, default=30.0, help="highest noise SNR (dB)")
     synth_group.add_argument("--sample-rate", type=int, default=16000)
     synth_group.add_argument("--jobs", type=int, default=None, help="parallel synthesis jobs")
+    lhotse_group = parser.add_argument_group("lhotse")
+    lhotse_group.add_argument("--recordings", type=Path, help="lhotse RecordingSet manifest (.jsonl[.gz])")
+    lhotse_group.add_argument("--supervisions", type=Path, help="lhotse SupervisionSet manifest (.jsonl[.gz])")
+    lhotse_group.add_argument(
+        "--manifest-reader", choices=("auto", "lhotse", "builtin"), default="auto", help="default: lhotse if installed"
+    )
     parser.add_argument("--verbose", "-v", action="store_true")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
@@ -149,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
             sample_rate=args.sample_rate,
             num_jobs=args.jobs,
         )
+    elif args.corpus == "lhotse":
+        options = dict(recordings=args.recordings, supervisions=args.supervisions, reader=args.manifest_reader)
     elif args.corpus == "an4" and args.dev_speakers is not None:
         options["dev_speakers"] = tuple(args.dev_speakers.replace(",", " ").split())
     try:
