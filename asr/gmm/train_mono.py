@@ -33,7 +33,10 @@ iteration's statistics. Per iteration the log shows the average log-likelihood p
 frames under the model being re-estimated, the number of Gaussians and the time of each stage.
 
 A model dir whose ``model.json`` has the fingerprint of the same inputs and options is complete: a re-run
-returns at once (logged); ``--force`` retrains. Training logs go to ``<out>/log/train.log`` as well.
+returns at once (logged); ``--force`` retrains. Training logs go to ``<out>/log/train.log`` as well. After
+every EM iteration the state is checkpointed (``<out>/em_state.pt``, :mod:`asr.gmm.em_checkpoint`): a run
+killed in the middle and started again with the same inputs and options continues after the last complete
+iteration and ends with the same model.
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ from asr.gmm.align import (
     write_alignments,
 )
 from asr.gmm.diag_gmm import DiagGmmSet, GmmUpdateOptions
+from asr.gmm.em_checkpoint import EM_STATE, EmCheckpoint
 from asr.gmm.model import (
     ALI_H5,
     GMM_FILE,
@@ -167,6 +171,7 @@ class TrainState:
     inc_gauss: int
     graphs_compiled: bool = False
     iterations: list[dict[str, Any]] = field(default_factory=list)
+    graphs_model: dict[str, Any] | None = None  # the transition model (JSON) the jobs' graphs were compiled with
 
 
 def _short_failures(failures: dict[str, str], limit: int = 50) -> list[list[str]]:
@@ -190,6 +195,7 @@ def em_iteration(
     if realign and (first or iteration in options.recompile_graph_iters):
         compile_seconds = jobs.set_model(state.transition_model, state.ctx_dep, align_options, compile_graphs=True)
         state.graphs_compiled = True
+        state.graphs_model = state.transition_model.to_json_dict()  # for a resumed run (asr.gmm.em_checkpoint)
     result = jobs.run_pass(state.gmm, realign=realign, accumulate=True, options=align_options)
     t_update = time.perf_counter()
     stats = result.stats
@@ -433,6 +439,7 @@ def finish_training(
         f.write("\n")
     info = {**info, "train_seconds": round(train_seconds, 3), "num_failed_final_alignment": len(failures)}
     write_model_dir(out_dir, info, topology, state.ctx_dep, state.transition_model, state.gmm, lang.dir / "phones.txt")
+    (out_dir / EM_STATE).unlink(missing_ok=True)  # the model dir is complete: the EM checkpoint is not needed
     logger.info(
         "trained %s: %d pdfs, %d Gaussians, %.1f s -> %s",
         info.get("name"),
@@ -560,16 +567,23 @@ def train_mono(
             state = TrainState(
                 gmm, tm, ctx_dep, num_gauss, max(0, (options.total_gauss - num_gauss) // options.max_iter_inc)
             )
-            # Iteration 0: equal alignment, then EM with min-gaussian-occupancy 3 (train_mono.sh).
-            jobs.set_model(tm, ctx_dep, options.align, compile_graphs=False)
-            silence = lang.phones.id("SIL") if mono_options.equal_align_silence else None
-            failures = jobs.equal_align(first_pronunciations(lang), silence)
-            if failures:
-                logger.warning(
-                    "equal alignment: %d utterances failed, e.g. %s", len(failures), next(iter(failures.items()))
-                )
-            em_iteration(jobs, state, 0, dataclasses.replace(options, min_gaussian_occupancy=3.0), realign=False)
-            run_em(jobs, state, range(1, options.num_iters), options)
+            checkpoint = EmCheckpoint(out_dir, fp["sha256"], jobs.utt_ids)
+            resumed = None if force else checkpoint.load()
+            if resumed is not None:  # killed after an iteration: continue after it (asr.gmm.em_checkpoint)
+                first_iter = checkpoint.restore(resumed, state, jobs, options.align) + 1
+            else:
+                # Iteration 0: equal alignment, then EM with min-gaussian-occupancy 3 (train_mono.sh).
+                jobs.set_model(tm, ctx_dep, options.align, compile_graphs=False)
+                silence = lang.phones.id("SIL") if mono_options.equal_align_silence else None
+                failures = jobs.equal_align(first_pronunciations(lang), silence)
+                if failures:
+                    logger.warning(
+                        "equal alignment: %d utterances failed, e.g. %s", len(failures), next(iter(failures.items()))
+                    )
+                em_iteration(jobs, state, 0, dataclasses.replace(options, min_gaussian_occupancy=3.0), realign=False)
+                checkpoint.save(0, state, jobs)
+                first_iter = 1
+            run_em(jobs, state, range(first_iter, options.num_iters), options, lambda x, s: checkpoint.save(x, s, jobs))
             info = {
                 "name": out_dir.name,
                 "stage": "mono",

@@ -25,7 +25,9 @@ Steps (Kaldi's in brackets):
    (phone, HMM state, the tree's pdf for the frame's triphone window).
 6. Viterbi EM for iterations 1..num_iters-1 (realign at 10, 20, 30; graphs compiled at the first
    realignment with the transition probabilities of that time), mixing up in equal steps until iteration
-   ``max_iter_inc`` (25) towards ``--total-gauss``; final alignment; model dir (as train_mono).
+   ``max_iter_inc`` (25) towards ``--total-gauss``; final alignment; model dir (as train_mono). Every
+   iteration is checkpointed (:mod:`asr.gmm.em_checkpoint`): a killed run started again continues after the
+   last complete iteration (steps 1-5 are redone: they are deterministic).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from asr.gmm.align import (
 )
 from asr.gmm.alignment_archive import AlignmentArchive
 from asr.gmm.diag_gmm import DiagGmmSet
+from asr.gmm.em_checkpoint import EmCheckpoint
 from asr.gmm.model import ALI_H5, MODEL_JSON, PHONES_TXT, TOPO_JSON, TRANSITION_MODEL_JSON, read_model_info
 from asr.gmm.train_mono import (
     TrainState,
@@ -465,13 +468,20 @@ def train_tri(
             tree_options.delta_window,
         ) as jobs:
             setup_seconds = time.perf_counter() - t0
-            jobs.set_model(tm, tree, options.align, compile_graphs=False)
-            jobs.set_alignments(alignments, failures)
             num_gauss = tree.num_pdfs
             state = TrainState(
                 gmm, tm, tree, num_gauss, max(0, (options.total_gauss - num_gauss) // options.max_iter_inc)
             )
-            run_em(jobs, state, range(1, options.num_iters), options)
+            checkpoint = EmCheckpoint(out_dir, fp["sha256"], jobs.utt_ids)
+            resumed = None if force else checkpoint.load()
+            if resumed is not None:  # killed after an iteration: continue after it (asr.gmm.em_checkpoint)
+                first_iter = checkpoint.restore(resumed, state, jobs, options.align) + 1
+            else:
+                jobs.set_model(tm, tree, options.align, compile_graphs=False)
+                jobs.set_alignments(alignments, failures)
+                first_iter = 1
+            save = lambda x, s: checkpoint.save(x, s, jobs)  # noqa: E731
+            run_em(jobs, state, range(first_iter, options.num_iters), options, save)
             info = {
                 "name": out_dir.name,
                 "stage": "tri",
