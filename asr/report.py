@@ -266,7 +266,9 @@ def _gmm_params(info: dict) -> int | None:
     num_gauss, feature_dim = _opt(info, "num_gauss", int), _opt(info, "feature_dim", int)
     if num_gauss is None or feature_dim is None:
         return None
-    dim = feature_dim * ((_opt(info, "delta_order", int) or 0) + 1)
+    dim = _opt(info, "model_dim", int)  # after a feature transform (LDA+MLLT: 40), else features with deltas
+    if dim is None:
+        dim = feature_dim * ((_opt(info, "delta_order", int) or 0) + 1)
     return num_gauss * (2 * dim + 1)
 
 

@@ -339,3 +339,10 @@ def test_real_yesno_recipe_decode(yesno_recipe, tmp_path):
     assert rows[0].num_gauss == results["model"]["num_gauss"] and rows[0].depth is None
     paths = write_report(rows, None, None, tmp_path / "yesno")
     assert table_line(paths["md"].read_text(), "mono")[6:8] == [r.kaldi(), "baseline"]
+
+
+def test_gmm_parameters_use_the_transformed_dimension():
+    from asr.report import _gmm_params
+
+    assert _gmm_params({"num_gauss": 10, "feature_dim": 13, "delta_order": 2}) == 10 * 79
+    assert _gmm_params({"num_gauss": 10, "feature_dim": 13, "delta_order": 0, "model_dim": 40}) == 10 * 81
