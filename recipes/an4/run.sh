@@ -22,8 +22,14 @@
 #  11  speaker adaptive training with fMLLR (tri3b) from the tri2b alignments:  exp/an4/tri3b
 #  12  tri3b graph and two-pass fMLLR decodes (speaker-independent first pass with the alignment model,
 #      per-speaker fMLLR, adapted pass):                     exp/an4/tri3b/decode_{dev,test}
+#  13  fMLLR features (40-dim LDA+MLLT+per-speaker fMLLR of tri3b; dev/test speakers' transforms from the
+#      stage-12 first pass):                                 data/an4/<set>/fmllr.h5
+#  14  DNN on fMLLR features (11-frame window) with the tri3b senones, decoded with tri3b's graph:
+#                                                            exp/an4/dnn/mlp_d<depth>_w512_fmllr
 #
-# DNN options: --dnn-depths 1,2,4,8 --dnn-overrides "width=512 trainer.epochs=4" (any asr.train overrides)
+# DNN options: --dnn-depths 1,2,4,8 --fmllr-dnn-depths 2,4,6 --dnn-overrides "width=512 trainer.epochs=4" (any
+# asr.train overrides). Stage 14 decodes with LM weights 7..13 (DNN searches at higher weights are slow) and
+# exports no bundle (bundles do not carry fMLLR transforms yet).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -37,6 +43,7 @@ data=data/an4
 exp=exp/an4
 dnn_depths=1,2,4,8
 dnn_overrides=""
+fmllr_dnn_depths=2,4,6
 . recipes/stage_options.sh
 
 run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
@@ -133,6 +140,26 @@ if run_stage 12; then
     python -m asr.decode.decode_fmllr --graph "$exp/tri3b/graph_tg" --model "$exp/tri3b" --data "$data/test" \
       --out "$exp/tri3b/decode_test" --lm-weight-from "$exp/tri3b/decode_dev/results.json" --jobs "$decode_jobs"
   fi
+fi
+
+if run_stage 13; then
+  echo "stage 13: fMLLR features from tri3b"
+  python -m asr.gmm.fmllr_features --data "$data/train" --model "$exp/tri3b" --transforms "$exp/tri3b/trans.pt" \
+    --out "$data/train/fmllr.h5"
+  for set in dev test; do
+    [ -f "$exp/tri3b/decode_$set/trans.pt" ] || continue
+    python -m asr.gmm.fmllr_features --data "$data/$set" --model "$exp/tri3b" \
+      --transforms "$exp/tri3b/decode_$set/trans.pt" --out "$data/$set/fmllr.h5"
+  done
+fi
+
+if run_stage 14; then
+  echo "stage 14: DNN on fMLLR features (depth=$fmllr_dnn_depths), tri3b senones"
+  # shellcheck disable=SC2086  # dnn_overrides is a list of Hydra overrides
+  python -m asr.train -m corpus=an4 "corpus.data_dir=$data" "exp_root=$(dirname "$exp")" prepare=false \
+    corpus.gmm=tri3b data.feature_type=fmllr data.left_context=5 data.right_context=5 \
+    'name=${model.name}_d${model.depth}_w${model.width}_fmllr' decode.bundle=false decode.lm_weights=7:13 \
+    trainer.progress=log "depth=$fmllr_dnn_depths" $dnn_overrides
 fi
 
 echo "an4 recipe: done (stages $stage..$stop_stage)"
