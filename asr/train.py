@@ -79,25 +79,20 @@ def train_archive_path(tc: TrainConfig, subset: str | None = None) -> Path:
 
 
 def run_recipe_stages(tc: TrainConfig, stages: str, why: str) -> None:
-    """Run ``bash <corpus.recipe> <stages>`` (the recipe caches what it makes under data/ and exp/).
+    """Run ``bash <corpus.recipe> <stages>`` (the recipe caches what it makes under data/ and exp/); ``stages``
+    may hold several ranges separated by ``;``, run one after the other.
 
     Raises:
         ConfigError: the corpus has no recipe or no stages configured, or the recipe fails.
     """
-    if not tc.corpus.recipe or not stages:
+    if not tc.corpus.recipe or not stages.strip():
         raise ConfigError(f"{why}, and corpus {tc.corpus.name!r} names no recipe stages that make it")
-    cmd = [
-        "bash",
-        tc.corpus.recipe,
-        *stages.split(),
-        "--data",
-        tc.corpus.data_dir,
-        "--exp",
-        str(Path(tc.gmm_dir).parent),
-    ]
-    logger.info("%s: running %s", why, " ".join(cmd))
-    if subprocess.run(cmd, check=False).returncode != 0:
-        raise ConfigError(f"{why}; the recipe command failed: {' '.join(cmd)} (its log is above)")
+    exp = str(Path(tc.gmm_dir).parent)
+    for part in stages.split(";"):  # "--stage 3 --stop-stage 6; --stage 9 --stop-stage 12": one run each
+        cmd = ["bash", tc.corpus.recipe, *part.split(), "--data", tc.corpus.data_dir, "--exp", exp]
+        logger.info("%s: running %s", why, " ".join(cmd))
+        if subprocess.run(cmd, check=False).returncode != 0:
+            raise ConfigError(f"{why}; the recipe command failed: {' '.join(cmd)} (its log is above)")
 
 
 def _missing_gmm_files(gmm_dir: Path) -> list[str]:

@@ -130,6 +130,13 @@ def decode_sets(
             weights, source = resolve_lm_weights(lm_weight_from=tune_results)
         else:
             weights, source = resolve_lm_weights(lm_weight=options.lm_weight)
+        adaptation = read_json(model_dir / "model.json").get("adaptation")
+        if adaptation:
+            raise ConfigError(
+                f"{model_dir} is a speaker-adapted ({adaptation}) model: decode {data_dir} with two-pass decoding "
+                f"(python -m asr.decode.decode_fmllr --graph {graph_dir} --model {model_dir} --data {data_dir} "
+                f"--out {out_dir}), then run this again"
+            )
         if model is None:
             model = load_acoustic_model(model_dir, device=str(resolve_device(options.device)))
         results = decode_data_dir(

@@ -107,8 +107,8 @@ fi
 if run_stage 7; then
   echo "stage 7: DNN depth sweep (depth=$dnn_depths) on the tri1 alignments"
   # shellcheck disable=SC2086  # dnn_overrides is a list of Hydra overrides
-  python -m asr.train -m corpus=an4 "corpus.data_dir=$data" "exp_root=$(dirname "$exp")" prepare=false \
-    trainer.progress=log "depth=$dnn_depths" $dnn_overrides
+  python -m asr.train -m corpus=an4 corpus.gmm=tri1 "corpus.data_dir=$data" "exp_root=$(dirname "$exp")" \
+    prepare=false trainer.progress=log "depth=$dnn_depths" $dnn_overrides
 fi
 
 if run_stage 8; then

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 
@@ -57,3 +58,13 @@ def test_config_section_errors():
 def test_missing_graph_without_lang_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="no graph .*HCLG.fst and no lang dir"):
         ensure_graph(None, tmp_path, tmp_path / "graph")
+
+
+def test_a_speaker_adapted_baseline_without_decodes_names_the_two_pass_command(yesno_recipe, tmp_path):
+    model_dir = tmp_path / "tri3b"
+    shutil.copytree(yesno_recipe.exp / "mono", model_dir, ignore=shutil.ignore_patterns("decode_*"))
+    info = json.loads((model_dir / "model.json").read_text())
+    (model_dir / "model.json").write_text(json.dumps({**info, "adaptation": "fmllr"}))
+    options = EvaluationOptions(sets=["test"], tune_set=None, jobs=1)
+    with pytest.raises(ConfigError, match="speaker-adapted \\(fmllr\\) model: decode .* asr.decode.decode_fmllr"):
+        decode_sets(model_dir / "graph", model_dir, yesno_recipe.data, options)

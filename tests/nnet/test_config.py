@@ -23,7 +23,7 @@ def test_default_and_depth_shortcut():
     tc = parse_train_config(_compose("depth=8"))
     assert tc.model.depth == 8 and tc.name == "mlp_d8_w512"
     tc = parse_train_config(_compose("depth=2", "width=300", "corpus=an4"))
-    assert (tc.model.depth, tc.model.width, tc.gmm_dir, tc.name) == (2, 300, "exp/an4/tri1", "mlp_d2_w300")
+    assert (tc.model.depth, tc.model.width, tc.gmm_dir, tc.name) == (2, 300, "exp/an4/tri3b", "mlp_d2_w300")
 
 
 def test_zeiler2013_preset():

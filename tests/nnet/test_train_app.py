@@ -127,7 +127,7 @@ def test_prepare_runs_the_recipe_stages_that_make_missing_alignments(tmp_path):
     assert gmm_dir == ali.parent and ali.is_file()
     ali.unlink()
     with pytest.raises(ConfigError, match=r"recipe command failed: bash .*run.sh --stage 9"):
-        ensure_gmm(_cfg(tmp_path, f"corpus.recipe={recipe}", "corpus.gmm_stages='--stage 9'"))
+        ensure_gmm(_cfg(tmp_path, f"corpus.recipe={recipe}", "corpus.gmm_stages='--stage 3; --stage 9'"))
 
 
 def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
