@@ -70,10 +70,11 @@ class Score:
     def ser(self) -> float:
         return 100.0 * self.utts_with_errors / self.utts if self.utts else 0.0
 
-    def summary(self) -> str:
-        """Kaldi-style one-liner: ``%WER 8.35 [ 58 / 695, 10 ins, 20 del, 28 sub ]``."""
+    def summary(self, label: str = "WER") -> str:
+        """Kaldi-style one-liner: ``%WER 8.35 [ 58 / 695, 10 ins, 20 del, 28 sub ]``; ``label`` replaces ``WER``
+        (``"PER"`` when the words are phones, as in TIMIT)."""
         line = (
-            f"%WER {self.wer:.2f} [ {self.errors} / {self.words}, {self.ins} ins, {self.dels} del, {self.sub} sub ]"
+            f"%{label} {self.wer:.2f} [ {self.errors} / {self.words}, {self.ins} ins, {self.dels} del, {self.sub} sub ]"
             f" %SER {self.ser:.2f} [ {self.utts_with_errors} / {self.utts} ]"
         )
         if self.missing:
@@ -183,9 +184,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ref", required=True, help="reference text file (Kaldi format)")
     parser.add_argument("--hyp", required=True, help="hypothesis text file (Kaldi format)")
     parser.add_argument("--out-dir", help="write per_utt.txt and results.json here")
+    parser.add_argument("--label", default="WER", help="name of the rate printed (PER for phone sequences)")
     args = parser.parse_args(argv)
     score = score_texts(read_text(args.ref), read_text(args.hyp))
-    print(score.summary())
+    print(score.summary(args.label))
     if args.out_dir:
         out = Path(args.out_dir)
         write_per_utt(score, out / "per_utt.txt")

@@ -4,6 +4,10 @@ Usage::
 
     python -m asr.data.prepare yesno [--root DIR] [--out data/yesno] [--download]
     python -m asr.data.prepare an4   [--root DIR] [--out data/an4] [--dev-speakers "fash fjmd ..."] [--download]
+    python -m asr.data.prepare librispeech [--root DIR] [--out data/librispeech] [--subsets train-clean-5,dev-clean-2]
+                                     [--download]      (also fetches the LM files of openslr 11 to <root>/lm)
+    python -m asr.data.prepare timit [--root DIR] [--out data/timit] [--phone-set 39] [--phone-map FILE]
+                                     [--dev-list FILE] [--test-list FILE]
     python -m asr.data.prepare synth [--out data/synth] [--minutes 40] [--seed 0] [--snr-min 10] [--snr-max 30]
                                      [--sample-rate 16000] [--jobs N]
     python -m asr.data.prepare lhotse --recordings R.jsonl.gz --supervisions S.jsonl.gz --out data/x
@@ -38,7 +42,7 @@ from asr.errors import AsrError
 
 log = logging.getLogger(__name__)
 
-CORPORA = ("synth", "yesno", "an4", "lhotse")
+CORPORA = ("synth", "yesno", "an4", "librispeech", "timit", "lhotse")
 DEFAULT_CORPORA_DIR = "../shared/corpora"
 
 
@@ -90,7 +94,8 @@ def download_and_unpack(url: str, dest: Path, *, strip_top: bool) -> Path:
 def prepare(corpus: str, root: Path | None, out: Path, *, download: bool = False, **options) -> dict[str, Path]:
     """Prepare ``corpus`` from ``root`` into data directories under ``out``; returns ``{set: data dir}``.
 
-    ``options`` go to the corpus's preparer (``dev_speakers`` for an4; ``train_minutes``, ``seed``,
+    ``options`` go to the corpus's preparer (``dev_speakers`` for an4; ``subsets`` for librispeech;
+    ``phone_set``, ``phone_map``, ``dev_speakers``, ``test_speakers`` for timit; ``train_minutes``, ``seed``,
     ``snr_db``, ``sample_rate``, ``num_jobs`` for synth). ``download`` fetches a missing corpus first.
     """
     if corpus == "synth":
@@ -123,6 +128,18 @@ def prepare(corpus: str, root: Path | None, out: Path, *, download: bool = False
         if download and not (root / "etc" / "an4_train.transcription").is_file():
             download_and_unpack(an4.ARCHIVE_URL, root, strip_top=True)
         return an4.prepare_an4(root, out, **options)
+    if corpus == "librispeech":
+        from asr.data.corpora import librispeech
+
+        if download:
+            librispeech.download_librispeech(root, options.get("subsets", librispeech.MINI_SUBSETS))
+        return librispeech.prepare_librispeech(root, out, **options)
+    if corpus == "timit":
+        from asr.data.corpora import timit
+
+        if download:
+            raise AsrError(f"TIMIT is licensed by the LDC ({timit.HOMEPAGE}) and cannot be downloaded here")
+        return timit.prepare_timit(root, out, **options)
     raise AsrError(f"unknown corpus {corpus!r}; known: {', '.join(CORPORA)}")
 
 
@@ -139,6 +156,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--download", action="store_true", help="download and unpack the corpus if it is missing")
     an4_group = parser.add_argument_group("an4")
     an4_group.add_argument("--dev-speakers", default=None, help="held-out speakers, separated by spaces or commas")
+    libri_group = parser.add_argument_group("librispeech")
+    libri_group.add_argument(
+        "--subsets", default=None, help="subsets, separated by commas (default train-clean-5,dev-clean-2)"
+    )
+    timit_group = parser.add_argument_group("timit")
+    timit_group.add_argument("--phone-set", choices=("61", "48", "39"), default="39", help="phones of text (39)")
+    timit_group.add_argument("--phone-map", type=Path, default=None, help="61-48-39 table (recipes/timit/local)")
+    timit_group.add_argument("--dev-list", type=Path, default=None, help="dev speakers file (recipes/timit/local)")
+    timit_group.add_argument("--test-list", type=Path, default=None, help="test speakers file (core test set)")
     synth_group = parser.add_argument_group("synth")
     synth_group.add_argument("--minutes", type=float, default=40.0, help="training audio to make (minutes)")
     synth_group.add_argument("--seed", type=int, default=0)
@@ -170,6 +196,12 @@ def main(argv: list[str] | None = None) -> int:
         )
     elif args.corpus == "lhotse":
         options = dict(recordings=args.recordings, supervisions=args.supervisions, reader=args.manifest_reader)
+    elif args.corpus == "librispeech" and args.subsets is not None:
+        options["subsets"] = tuple(args.subsets.replace(",", " ").split())
+    elif args.corpus == "timit":
+        options["phone_set"] = args.phone_set
+        lists = {"phone_map": args.phone_map, "dev_speakers": args.dev_list, "test_speakers": args.test_list}
+        options.update((key, value) for key, value in lists.items() if value is not None)
     elif args.corpus == "an4" and args.dev_speakers is not None:
         options["dev_speakers"] = tuple(args.dev_speakers.replace(",", " ").split())
     try:
