@@ -263,7 +263,7 @@ def load_bundle(bundle_dir: str | os.PathLike) -> Bundle:
             float(settings["lm_weight"]),
             dict(settings.get("decoder", {})),
         )
-    except (KeyError, TypeError, ValueError, AsrError) as err:
+    except (KeyError, TypeError, ValueError, ArithmeticError, AttributeError, AsrError) as err:
         raise InputError(f"bad bundle settings: {err}", settings_path) from None
     for name in MODEL_FILES.get(kind, ()):
         if f"{MODEL_SUBDIR}/{name}" not in manifest["files"]:

@@ -46,3 +46,25 @@ class InputError(AsrError, ValueError):
 
 class ConfigError(AsrError, ValueError):
     """An option or a combination of options that cannot work."""
+
+
+class WriteError(AsrError):
+    """An output file could not be written (full disk, quota, read-only file system, I/O error).
+
+    Args:
+        message: what went wrong, in words.
+        path: the file that was being written.
+        errno: the system error number when known (``errno.ENOSPC`` for a full disk).
+
+    ``str(err)`` is ``"path: message"``. Writers go through :mod:`asr.atomic`, so the previous version of
+    ``path`` (if any) is left as it was and no partial file remains.
+    """
+
+    def __init__(self, message: str, path: str | os.PathLike, errno: int | None = None):
+        self.message = message
+        self.path = os.fspath(path)
+        self.errno = errno
+        super().__init__(f"{self.path}: {message}")
+
+    def __reduce__(self):  # picklable across worker processes
+        return (self.__class__, (self.message, self.path, self.errno))

@@ -1,7 +1,9 @@
 """Reading audio named by a ``wav.scp`` entry: a file path or a ``command |`` pipe (Kaldi convention).
 
-A pipe entry runs a shell command by design, exactly as Kaldi does; pass ``allow_pipes=False`` when the
-data directory comes from an untrusted source.
+A pipe entry runs a shell command by design, exactly as Kaldi does; pass ``allow_pipes=False`` (the CLIs'
+``--no-pipes``) when the data directory comes from an untrusted source, or set the environment variable
+``ASR_ALLOW_PIPES=0``, which refuses command entries everywhere (every CLI, recipe, worker process and
+Kaldi scp reader), whatever the arguments say.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import functools
 import io
 import logging
+import math
+import os
 import subprocess
 
 import numpy as np
@@ -18,13 +22,36 @@ from asr.errors import InputError
 
 log = logging.getLogger(__name__)
 
+# Sample rates a header may claim; outside, the header is corrupt (a rate of 1 Hz made resampling to 8 kHz hang).
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 768000
+# Resampling from a to b Hz is exact polyphase filtering with a / gcd x b / gcd taps: rates whose reduced ratio is
+# finer than this (7919 -> 8000 Hz needs 63M taps) come from corrupt headers, not from recordings.
+MAX_RESAMPLE_RATIO_TERM = 1000
 # Only floating-point encodings can hold NaN or infinity; integer PCM needs no check.
 _FLOAT_SUBTYPES = frozenset({"FLOAT", "DOUBLE", "VORBIS", "OPUS", "MPEG_LAYER_III"})
+
+
+ALLOW_PIPES_ENV = "ASR_ALLOW_PIPES"
 
 
 def is_pipe(entry: str) -> bool:
     """True if a wav.scp value is a ``command |`` entry."""
     return entry.rstrip().endswith("|")
+
+
+def pipes_allowed(allow_pipes: bool = True) -> bool:
+    """Whether ``command |`` entries may run: ``allow_pipes`` and the environment variable ``ASR_ALLOW_PIPES``
+    is not ``0``, ``false``, ``no`` or ``off`` (it can only forbid, never allow)."""
+    value = os.environ.get(ALLOW_PIPES_ENV, "").strip().lower()
+    return bool(allow_pipes) and value not in ("0", "false", "no", "off")
+
+
+def refused_pipe_message(entry: str) -> str:
+    """The error text for a refused ``command |`` entry (says how pipes were disabled)."""
+    return (
+        f"refusing command entry {entry!r}: command entries ('... |') are disabled "
+        f"(--no-pipes, allow_pipes=False or {ALLOW_PIPES_ENV}=0)"
+    )
 
 
 def _read_bytes_from_pipe(entry: str, where: str) -> bytes:
@@ -76,7 +103,8 @@ def read_audio(
         sample_rate: the rate wanted; a file at another rate is resampled and a line is logged. None
             keeps the file's rate.
         where: how to name the source in errors (e.g. ``"data/train/wav.scp:12"``); defaults to entry.
-        allow_pipes: refuse ``cmd |`` entries when False (untrusted data directories).
+        allow_pipes: refuse ``cmd |`` entries when False (untrusted data directories); ``ASR_ALLOW_PIPES=0``
+            in the environment refuses them whatever this says.
         start, end: segment bounds in seconds (Kaldi ``segments``); end None = to the end.
 
     Returns:
@@ -88,8 +116,8 @@ def read_audio(
     """
     where = where or entry
     if is_pipe(entry):
-        if not allow_pipes:
-            raise InputError(f"refusing command entry {entry!r} (pipes are disabled for this data dir)", where)
+        if not pipes_allowed(allow_pipes):
+            raise InputError(refused_pipe_message(entry), where)
         source: object = io.BytesIO(_read_bytes_from_pipe(entry, where))
     else:
         source = entry.strip()
@@ -100,6 +128,12 @@ def read_audio(
     except (soundfile.LibsndfileError, RuntimeError, OSError, ValueError) as e:
         raise InputError(f"cannot read audio {entry!r}: {e}", where) from e
     samples = samples[:, 0]
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise InputError(
+            f"audio {entry!r}: implausible sample rate {rate} Hz in its header (corrupt file?); expected "
+            f"{MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz",
+            where,
+        )
     if start or end is not None:
         first = int(round(start * rate))
         last = len(samples) if end is None or end < 0 else int(round(end * rate))
@@ -111,6 +145,13 @@ def read_audio(
     if subtype in _FLOAT_SUBTYPES and not np.isfinite(samples).all():
         raise InputError(f"audio {entry!r} holds NaN or infinite samples", where)
     if sample_rate is not None and rate != sample_rate:
+        g = math.gcd(int(rate), int(sample_rate))
+        if max(rate // g, sample_rate // g) > MAX_RESAMPLE_RATIO_TERM:
+            raise InputError(
+                f"audio {entry!r} at {rate} Hz cannot be resampled to {sample_rate} Hz (ratio {rate // g}:"
+                f"{sample_rate // g}; a corrupt header? convert the file to {sample_rate} Hz first)",
+                where,
+            )
         log.info("%s: resampling %d Hz -> %d Hz", where, rate, sample_rate)
         samples = resample(samples, rate, sample_rate)
         rate = sample_rate

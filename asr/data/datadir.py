@@ -14,6 +14,7 @@ speaker id, so that per-speaker processing (CMVN) and merges are simple streams,
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -192,8 +193,12 @@ def read_data_dir(path: str | os.PathLike) -> DataDir:
                 start, end = float(fields[1]), float(fields[2])
             except ValueError as e:
                 raise InputError(f"bad time: {e}", path / "segments", number) from e
-            if start < 0 or (end >= 0 and end <= start):
-                raise InputError(f"bad segment times {start} {end}", path / "segments", number)
+            if not (math.isfinite(start) and math.isfinite(end)) or start < 0 or (end >= 0 and end <= start):
+                raise InputError(
+                    f"bad segment times {fields[1]} {fields[2]} (need 0 <= start < end, or end -1)",
+                    path / "segments",
+                    number,
+                )
             segments[utt] = Segment(fields[0], start, end)
     spk2gender = read_table(path / "spk2gender") if (path / "spk2gender").is_file() else None
     utt2dur = None
@@ -204,6 +209,8 @@ def read_data_dir(path: str | os.PathLike) -> DataDir:
                 utt2dur[utt] = float(value)
             except ValueError as e:
                 raise InputError(f"bad duration {value!r}", path / "utt2dur", number) from e
+            if not math.isfinite(utt2dur[utt]) or utt2dur[utt] <= 0:
+                raise InputError(f"duration must be positive, got {value!r}", path / "utt2dur", number)
     return DataDir(wav_scp, text, utt2spk, segments, spk2gender, utt2dur, path)
 
 

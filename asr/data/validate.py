@@ -45,7 +45,7 @@ from pathlib import Path
 import soundfile
 
 from asr.atomic import atomic_write
-from asr.data.audio import is_pipe, read_audio
+from asr.data.audio import is_pipe, pipes_allowed, read_audio, refused_pipe_message
 from asr.data.datadir import DataDir, c_sorted, read_table_lines
 from asr.errors import InputError
 
@@ -217,8 +217,8 @@ def validate_data_dir(
             raise InputError(f"empty transcript for utterance {utt!r}", text.path, number)
     wav_scp = _read_checked(path / "wav.scp")
     for rec, (number, entry) in wav_scp.rows.items():
-        if is_pipe(entry) and not allow_pipes:
-            raise InputError(f"recording {rec!r}: command entries ('... |') are not allowed here", wav_scp.path, number)
+        if is_pipe(entry) and not pipes_allowed(allow_pipes):
+            raise InputError(f"recording {rec!r}: {refused_pipe_message(entry)}", wav_scp.path, number)
     segments: _Table | None = None
     seg_times: dict[str, tuple[str, float, float]] = {}
     if (path / "segments").is_file():
@@ -505,12 +505,10 @@ def fix_data_dir(
     wav_rows = read_table_lines(path / "wav.scp")
     wav_scp = {rec: entry for _, rec, entry in wav_rows}
     wav_lines = {rec: number for number, rec, _ in wav_rows}
-    if not allow_pipes:
+    if not pipes_allowed(allow_pipes):
         for number, rec, entry in wav_rows:
             if is_pipe(entry):
-                raise InputError(
-                    f"recording {rec!r}: command entries ('... |') are not allowed here", path / "wav.scp", number
-                )
+                raise InputError(f"recording {rec!r}: {refused_pipe_message(entry)}", path / "wav.scp", number)
     segments: dict[str, str] | None = None
     seg_times: dict[str, tuple[str, float, float]] = {}
     if (path / "segments").is_file():

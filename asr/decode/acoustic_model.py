@@ -22,7 +22,7 @@ from typing import Protocol
 
 import numpy as np
 
-from asr.errors import InputError
+from asr.errors import AsrError, InputError
 from asr.hmm.transition_model import ContextDependency, TransitionModel
 
 MODEL_KINDS: dict[str, str] = {
@@ -50,9 +50,14 @@ def model_kind(model_dir: str | os.PathLike) -> str:
 
     info = read_model_json(model_dir)
     kind = info.get("kind")
-    if kind not in MODEL_KINDS:
+    if not isinstance(kind, str) or kind not in MODEL_KINDS:
         raise InputError(f"model kind {kind!r} is not one of {sorted(MODEL_KINDS)}", Path(model_dir) / "model.json")
     return kind
+
+
+# what a loader raises on a model file of the right kind that is malformed inside (a field of the wrong type, a
+# bad shape, an absurd size)
+_MALFORMED = (KeyError, TypeError, ValueError, ArithmeticError, AttributeError, IndexError, RuntimeError, MemoryError)
 
 
 def load_acoustic_model(model_dir: str | os.PathLike, device: str = "cpu") -> AcousticModel:
@@ -75,7 +80,13 @@ def load_acoustic_model(model_dir: str | os.PathLike, device: str = "cpu") -> Ac
     kind = model_kind(model_dir)
     module_name, class_name = MODEL_KINDS[kind].split(":")
     loader = getattr(importlib.import_module(module_name), class_name)
-    model = loader.load(model_dir, device=device)
+    try:
+        model = loader.load(model_dir, device=device)
+    except AsrError:
+        raise
+    except _MALFORMED as err:
+        # a model file of the right kind but malformed inside (a field of the wrong type, a bad shape)
+        raise InputError(f"malformed {kind} model ({type(err).__name__}: {err})", model_dir) from err
     if int(model.transition_model.num_pdfs) != int(model.num_pdfs):
         raise InputError(
             f"the transition model has {model.transition_model.num_pdfs} pdfs, the acoustic model {model.num_pdfs}",

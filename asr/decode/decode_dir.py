@@ -12,7 +12,8 @@ Steps:
 1. Features: ``<data>/<feature_type>.h5`` (the model's ``feature_type``). Every utterance of the data dir
    must be in the archive: a missing one is an :class:`~asr.errors.InputError` naming it, unless
    ``--skip-missing``, which decodes the others, scores the missing ones as all deletions (they are in
-   the reference) and lists them in ``results.json`` (``skipped_missing_features``). Archive utterances
+   the reference) and lists them in ``results.json`` (``skipped_missing_features``; those the feature
+   extractor left out for bad audio, ``compute --skip-bad``, also in ``skipped_bad_audio``). Archive utterances
    that the data dir does not have are ignored with a warning.
 2. Acoustic log-likelihoods per utterance (``model.log_likelihoods``), in this process.
 3. Search with kaldi-decoder's FasterDecoder (:class:`asr.decode.decoder.Decoder`) on the likelihoods times
@@ -32,6 +33,10 @@ every weight, writes ``hyp_<lmwt>.txt`` and ``results_<lmwt>.json`` for each, an
 the lowest WER on this set (``best_lmwt``; use it on a dev set). ``--lm-weight-from DEV/results.json``
 decodes at the weight a dev decode selected (use it on a test set: never tune on test).
 
+Resuming: each decoded utterance is appended to ``--out/.decode_journal.jsonl`` (:mod:`asr.decode.journal`), so a
+decode that was killed, started again with the same inputs and options, searches only the utterances it had not
+finished and writes the same outputs; the journal is removed when ``results.json`` is written.
+
 Outputs in ``--out``: ``hyp.txt`` (Kaldi text, the selected weight), ``per_utt.txt``, ``results.json``
 (DESIGN.md fields plus ``wer_by_lm_weight`` when swept) and ``log/decode.log``; the ``%WER`` line is printed.
 
@@ -48,6 +53,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import logging
 import math
 import multiprocessing
@@ -65,6 +71,7 @@ from asr.atomic import atomic_write
 from asr.data.datadir import DataDir, read_data_dir
 from asr.decode.acoustic_model import AcousticModel, load_acoustic_model
 from asr.decode.decoder import Decoder, DecodeResult, DecoderOptions
+from asr.decode.journal import DecodeJournal, journal_key
 from asr.decode.lm_weight import (
     DEFAULT_LM_WEIGHT,
     format_lm_weight,
@@ -347,6 +354,7 @@ def decode_data_dir(
     out_dir = Path(out_dir)
     data_path = Path(data_dir)
     graph = open_graph_dir(graph_dir)
+    use_journal = model is None  # resumable when the model is the model dir's (not an object handed in)
     if model is None:
         if model_dir is None:
             raise ConfigError("give model_dir or model")
@@ -354,16 +362,44 @@ def decode_data_dir(
     tm = model.transition_model
     check_graph_matches_model(graph, tm)
     inputs = open_decode_inputs(data_path, model.feature_type, skip_missing)
+    # utterances the feature extractor left out (bad audio, compute --skip-bad): listed in results.json
+    bad_audio_set = set(inputs.archive.skipped_utt_ids)
+    bad_audio = [u for u in inputs.missing if u in bad_audio_set]
+    if bad_audio:
+        logger.warning(
+            "%d skipped utterance(s) had bad audio (left out by the feature extractor): %s",
+            len(bad_audio),
+            " ".join(bad_audio[:10]),
+        )
     scales = [1.0 / w for w in lm_weights]
     outcomes = [WeightOutcome(w) for w in lm_weights]
     likelihood_seconds = 0.0
+    journal, done = None, {}
+    if use_journal:  # utterances a killed run decoded already (asr.decode.journal)
+        inputs_files = [graph.hclg_path, graph.path / "words.txt", inputs.archive.path, data_path / "text"]
+        key_options = {"lm_weights": lm_weights, "decoder": dataclasses.asdict(decoder_options)}
+        journal = DecodeJournal(out_dir, journal_key(inputs_files, model_dir, key_options))
+        wanted = set(inputs.utts)
+        done = {u: r for u, r in journal.load().items() if u in wanted}
+        journal.open(done)
+        for utt, record in done.items():
+            likelihood_seconds += record["likelihood_seconds"]
+            for i, outcome in enumerate(outcomes):
+                outcome.hyps[utt] = list(record["words"][i])
+                outcome.search_seconds += record["search_seconds"][i]
+                if not record["final"][i]:
+                    (outcome.no_path if record["no_path"][i] else outcome.not_final).append(utt)
+    utt_likelihood_seconds: dict[str, float] = {}
 
     def loglikes() -> Iterator[tuple[str, np.ndarray]]:
         nonlocal likelihood_seconds
         for utt in inputs.utts:
+            if utt in done:
+                continue
             t0 = time.perf_counter()
             ll = np.asarray(model.log_likelihoods(inputs.archive.read(utt)), dtype=np.float32)
-            likelihood_seconds += time.perf_counter() - t0
+            utt_likelihood_seconds[utt] = time.perf_counter() - t0
+            likelihood_seconds += utt_likelihood_seconds[utt]
             if ll.ndim != 2 or ll.shape[1] != model.num_pdfs:
                 raise ValueError(f"{utt}: log-likelihoods of shape {ll.shape}, expected [T, {model.num_pdfs}]")
             yield utt, ll
@@ -390,9 +426,18 @@ def decode_data_dir(
                 outcome.search_seconds += secs
                 if not r.reached_final:
                     (outcome.no_path if math.isinf(r.graph_cost) else outcome.not_final).append(res.utt)
+            if journal is not None:
+                words = [outcome.hyps[res.utt] for outcome in outcomes]
+                journal.append(res.utt, words, res.results, res.search_seconds, utt_likelihood_seconds.pop(res.utt))
     finally:
         torch.set_num_threads(torch_threads)
         inputs.archive.close()
+        if journal is not None:
+            journal.close()
+    position = {u: i for i, u in enumerate(inputs.utts)}
+    for outcome in outcomes:  # utterance order, also when some came from the journal
+        outcome.not_final.sort(key=position.__getitem__)
+        outcome.no_path.sort(key=position.__getitem__)
     wall_seconds = time.perf_counter() - t_start
     audio_seconds = audio_seconds_of(inputs)
     for outcome in outcomes:
@@ -452,6 +497,8 @@ def decode_data_dir(
             "no_path_utts": outcome.no_path,
             "num_skipped_missing_features": len(inputs.missing),
             "skipped_missing_features": inputs.missing,
+            "num_skipped_bad_audio": len(bad_audio),
+            "skipped_bad_audio": bad_audio,
             "graph": os.fspath(graph.path),
             "model_dir": None if model_dir is None else os.fspath(model_dir),
             "data": os.fspath(data_path),
@@ -471,6 +518,8 @@ def decode_data_dir(
     write_hyp_text(best.hyps, out_dir / "hyp.txt")
     write_per_utt(best.score, out_dir / "per_utt.txt")
     results = write_results_json(out_dir / "results.json", best.score, **fields_for(best))
+    if journal is not None:
+        journal.remove()
     for o in outcomes:
         if o.not_final or o.no_path:
             logger.warning(

@@ -15,7 +15,12 @@ Layout::
 Attributes: ``format`` ("asr-feature-archive"), ``format_version``, ``feature_type``, ``options`` (JSON of
 :class:`asr.features.options.FeatureOptions`, ``{}`` when unknown), ``cmvn`` (speaker / utterance / none),
 ``cmvn_norm_vars``, ``delta_order``, ``delta_window``, ``asr_version``, ``source`` (the data dir or
-file the features came from), ``source_fingerprint``, ``num_skipped``, ``backend``.
+file the features came from), ``source_fingerprint``, ``num_skipped``, ``backend``, ``index_sha256``.
+
+``index_sha256`` (written since this attribute exists; checked when present) is a sha256 over the utterance ids,
+offsets, CMVN datasets, skipped ids and every other attribute: the Fletcher-32 checksums cover ``/feats``, this
+covers what says how to read it, so a corrupted byte in the ids, offsets or attributes is refused instead of
+giving other utterance boundaries or names.
 
 ``/feats`` holds the features as training reads them (CMVN applied, deltas appended); the raw ones are
 ``feats[:, :base_dim] * std + mean`` from the stored statistics.
@@ -27,6 +32,7 @@ file the features came from), ``source_fingerprint``, ``num_skipped``, ``backend
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -37,7 +43,7 @@ import h5py
 import numpy as np
 
 import asr
-from asr.atomic import atomic_path
+from asr.atomic import atomic_path, write_failure_errno
 from asr.errors import InputError
 from asr.features.options import FeatureOptions
 
@@ -45,7 +51,60 @@ FORMAT_NAME = "asr-feature-archive"
 FORMAT_VERSION = 1
 REQUIRED_ATTRS = ("format", "format_version", "feature_type", "options", "cmvn", "asr_version", "source")
 COMPRESSIONS = (None, "gzip", "lzf")
-_STR = h5py.string_dtype("utf-8")
+INDEX_DIGEST_ATTR = "index_sha256"
+# HDF5 1.10 file format: its metadata (superblock, object headers, chunk indexes) carries checksums, so a corrupt
+# byte there is refused on open; in the older format it could send HDF5 into an endless loop (found by fuzzing).
+# Readable by HDF5 >= 1.10 (h5py >= 2.7).
+LIBVER = ("v110", "v110")
+
+
+def _canonical_attr(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return h5_attr_value(value)
+
+
+def index_digest(
+    utt_ids: Sequence[str],
+    offsets: Sequence[int] | np.ndarray,
+    attrs: Mapping[str, Any],
+    cmvn: tuple[Sequence[str], np.ndarray, np.ndarray] | None = None,
+    skipped: Sequence[str] = (),
+) -> str:
+    """Hex sha256 of an archive's index: utterance ids, offsets, CMVN keys/statistics/groups, skipped ids and
+    the attributes (all but ``index_sha256`` itself), as stored in the ``index_sha256`` attribute."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps(list(utt_ids)).encode("utf-8"))
+    digest.update(np.asarray(offsets, dtype="<i8").tobytes())
+    if cmvn is not None:
+        keys, stats, utt_group = cmvn
+        digest.update(json.dumps(list(keys)).encode("utf-8"))
+        digest.update(np.ascontiguousarray(stats, dtype="<f8").tobytes())
+        digest.update(np.ascontiguousarray(utt_group, dtype="<i4").tobytes())
+    digest.update(json.dumps(list(skipped)).encode("utf-8"))
+    for key in sorted(k for k in attrs if k != INDEX_DIGEST_ATTR):
+        digest.update(json.dumps([key, _canonical_attr(attrs[key])], default=str).encode("utf-8"))
+    return digest.hexdigest()
+
+
+def _create_strings(group: h5py.Group, name: str, values: Sequence[str]) -> None:
+    """A dataset of fixed-length UTF-8 strings. Not variable-length ones: those live in HDF5's global heap, which
+    has no checksum, and a corrupt byte there sent HDF5 into an endless loop on open (found by fuzzing)."""
+    encoded = [v.encode("utf-8") for v in values]
+    width = max([1, *map(len, encoded)])
+    dtype = h5py.string_dtype("utf-8", width)
+    group.create_dataset(name, data=np.array(encoded, dtype=dtype), dtype=dtype)
+
+
+def _set_attr(obj: h5py.HLObject, key: str, value: Any) -> None:
+    """Set an attribute; strings as fixed-length UTF-8 (see :func:`_create_strings`)."""
+    if isinstance(value, str):
+        encoded = value.encode("utf-8")
+        width = max(1, len(encoded))
+        dtype = h5py.string_dtype("utf-8", width)
+        obj.attrs.create(key, np.array(encoded, dtype=dtype), dtype=dtype)
+    else:
+        obj.attrs[key] = value
 
 
 def base_attrs(
@@ -125,23 +184,35 @@ class ArchiveWriter:
         self._skipped: list[str] = []
         self._stack: contextlib.ExitStack | None = None
         self._file: h5py.File | None = None
+        self._feats: h5py.Dataset | None = None
+        self._tmp: Path | None = None
+        self._doomed = False  # a write failed: the temporary file is discarded
 
     def __enter__(self) -> ArchiveWriter:
         stack = contextlib.ExitStack()
         tmp = stack.enter_context(atomic_path(self.path))
-        self._file = h5py.File(tmp, "w")
-        stack.callback(self._file.close)
-        self._file.create_dataset(
-            "feats",
-            shape=(0, self.dim),
-            maxshape=(None, self.dim),
-            dtype=np.float32,
-            chunks=(self.chunk_rows, self.dim),
-            compression=self.compression,
-            compression_opts=4 if self.compression == "gzip" else None,
-            fletcher32=True,  # per-chunk checksums: a corrupted chunk fails to read instead of giving bad numbers
-        )
+        try:
+            self._file = h5py.File(tmp, "w", libver=LIBVER)
+            stack.callback(self._close_file, self._file)
+            # one handle for the whole write: a dataset handle freed mid-way flushes its chunk cache in its
+            # destructor, where a failed write (a full disk) is only printed, not raised
+            self._feats = self._file.create_dataset(
+                "feats",
+                shape=(0, self.dim),
+                maxshape=(None, self.dim),
+                dtype=np.float32,
+                chunks=(self.chunk_rows, self.dim),
+                compression=self.compression,
+                compression_opts=4 if self.compression == "gzip" else None,
+                fletcher32=True,  # per-chunk checksums: a corrupted chunk fails to read instead of giving bad numbers
+            )
+        except BaseException as e:  # e.g. a full disk: remove the temporary file (atomic_path) and say so
+            self._release_space(e, tmp)
+            self._file = None
+            if not stack.__exit__(type(e), e, e.__traceback__):
+                raise
         self._stack = stack
+        self._tmp = tmp
         return self
 
     def __contains__(self, utt: str) -> bool:
@@ -162,8 +233,8 @@ class ArchiveWriter:
             raise ValueError(f"utterance {utt!r}: features of shape {feats.shape}, expected [frames, {self.dim}]")
         if utt in self._seen:
             raise ValueError(f"utterance {utt!r} appended twice")
-        if not utt or any(c.isspace() for c in utt):
-            raise ValueError(f"utterance id {utt!r} is empty or holds white space")
+        if not utt or any(c.isspace() or c == "\x00" for c in utt):
+            raise ValueError(f"utterance id {utt!r} is empty or holds white space or NUL")
         self._seen.add(utt)
         self.utt_ids.append(utt)
         self.offsets.append(self.offsets[-1] + feats.shape[0])
@@ -184,7 +255,7 @@ class ArchiveWriter:
         if not self._buffer:
             return
         block = np.concatenate(self._buffer) if len(self._buffer) > 1 else self._buffer[0]
-        feats = self._file["feats"]
+        feats = self._feats
         feats.resize(self._written + block.shape[0], axis=0)
         feats[self._written : self._written + block.shape[0]] = block
         self._written += block.shape[0]
@@ -193,21 +264,53 @@ class ArchiveWriter:
     def _finish(self) -> None:
         self._flush()
         f = self._file
-        f.create_dataset("utt_ids", data=np.array(self.utt_ids, dtype=object), dtype=_STR)
+        _create_strings(f, "utt_ids", self.utt_ids)
         f.create_dataset("offsets", data=np.array(self.offsets, dtype=np.int64))
         if self._cmvn is not None:
             keys, stats, utt_group = self._cmvn
             if stats.shape[0] != len(keys) or utt_group.shape != (len(self.utt_ids),):
                 raise ValueError("CMVN statistics do not match the keys or the utterances")
             group = f.create_group("cmvn")
-            group.create_dataset("keys", data=np.array(keys, dtype=object), dtype=_STR)
+            _create_strings(group, "keys", keys)
             group.create_dataset("stats", data=stats)
             group.create_dataset("utt_group", data=utt_group)
         if self._skipped:
-            f.create_dataset("skipped_utt_ids", data=np.array(self._skipped, dtype=object), dtype=_STR)
+            _create_strings(f, "skipped_utt_ids", self._skipped)
         self.attrs["num_skipped"] = len(self._skipped)
+        self.attrs.pop(INDEX_DIGEST_ATTR, None)  # attrs copied from another archive: its digest is not ours
         for key, value in self.attrs.items():
-            f.attrs[key] = value
+            _set_attr(f, key, value)
+        _set_attr(f, INDEX_DIGEST_ATTR, index_digest(self.utt_ids, self.offsets, self.attrs, self._cmvn, self._skipped))
+        f.flush()  # a write that fails (full disk) raises here, not in close()
+
+    def _close_file(self, file: h5py.File) -> None:
+        """Close the HDF5 file; after a failed write HDF5 may fail to close it again (its metadata cache is in a
+        state of its own): that is not a second error to report."""
+        try:
+            file.close()
+        except Exception:
+            if not self._doomed:
+                raise
+
+    def _release_space(self, err: BaseException, tmp: Path | None) -> None:
+        """After a failed write (a full disk), let HDF5 close the doomed temporary file: closing flushes its
+        caches, which fails again while the disk is full and leaves HDF5 in a state that crashes the process at
+        exit. The file's descriptor is pointed at an anonymous in-memory file (the flush lands there and is
+        dropped; atomic_path then deletes the temporary file); where that is impossible the file is emptied."""
+        if tmp is None or not write_failure_errno(err)[0]:
+            return
+        self._doomed = True
+        if self._file is not None and hasattr(os, "memfd_create"):
+            try:
+                fd = self._file.id.get_vfd_handle()
+                sink = os.memfd_create("asr-discarded-archive")
+                os.dup2(sink, fd)
+                os.close(sink)
+                return
+            except Exception:  # not a POSIX file driver: fall back to emptying the file
+                pass
+        with contextlib.suppress(OSError):
+            os.truncate(tmp, 0)
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         stack, self._stack = self._stack, None
@@ -215,11 +318,14 @@ class ArchiveWriter:
             try:
                 self._finish()
             except BaseException as e:
-                self._file = None
+                self._release_space(e, self._tmp)
+                self._file = self._feats = None
                 if not stack.__exit__(type(e), e, e.__traceback__):
                     raise
                 return False
-        self._file = None
+        elif exc is not None:
+            self._release_space(exc, self._tmp)
+        self._file = self._feats = None
         return bool(stack.__exit__(exc_type, exc, tb))
 
 
@@ -272,8 +378,8 @@ class FeatureArchive:
         except InputError:
             self.close()
             raise
-        except (OSError, KeyError, ValueError, TypeError) as e:
-            self.close()
+        except (OSError, RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as e:
+            self.close()  # h5py raises any of these on corrupt metadata
             raise self._fail(f"cannot read ({type(e).__name__}: {e}); the file is truncated or corrupt") from e
 
     def _validate(self) -> None:
@@ -317,6 +423,22 @@ class FeatureArchive:
         self._index = index
         if "cmvn" in f:
             self._validate_cmvn()
+        if INDEX_DIGEST_ATTR in attrs:
+            self._check_index_digest()
+
+    def _check_index_digest(self) -> None:
+        f = self._file
+        cmvn = None
+        if "cmvn" in f:
+            group = f["cmvn"]
+            keys = [str(k) for k in group["keys"].asstr()[()]] if group["keys"].shape != (0,) else []
+            cmvn = (keys, group["stats"][()], group["utt_group"][()])
+        skipped = self.skipped_utt_ids
+        if index_digest(self.utt_ids, self.offsets, self.attrs, cmvn, skipped) != self.attrs[INDEX_DIGEST_ATTR]:
+            raise self._fail(
+                "the checksum of its utterance ids, offsets and attributes does not match (index_sha256): the file "
+                "is corrupt"
+            )
 
     def _validate_cmvn(self) -> None:
         group = self._file["cmvn"]
@@ -381,7 +503,7 @@ class FeatureArchive:
     def _read(self, start: int, end: int) -> np.ndarray:
         try:
             return self._file["feats"][start:end]
-        except OSError as e:
+        except (OSError, RuntimeError, ValueError) as e:  # a checksum error, corrupt chunk metadata
             raise self._fail(f"cannot read frames {start}..{end}: {e}") from e
 
     def read(self, utt: str) -> np.ndarray:

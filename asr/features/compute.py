@@ -85,14 +85,22 @@ def data_fingerprint(data: DataDir) -> str:
     return digest.hexdigest()
 
 
-def detect_sample_rate(data: DataDir, allow_pipes: bool = True) -> int:
-    """Sample rate of the data dir's first utterance (read from its audio)."""
+def detect_sample_rate(data: DataDir, allow_pipes: bool = True, skip_bad: bool = False) -> int:
+    """Sample rate of the data dir's first utterance (read from its audio); with ``skip_bad``, of the first
+    whose audio can be read."""
     utts = data.utt_ids
     if not utts:
         raise InputError("data directory has no utterances", data.path)
-    entry, start, end, where = data.audio_source(utts[0])
-    _, rate = read_audio(entry, None, where=where, allow_pipes=allow_pipes, start=start, end=end)
-    return int(rate)
+    for utt in utts:
+        entry, start, end, where = data.audio_source(utt)
+        try:
+            _, rate = read_audio(entry, None, where=where, allow_pipes=allow_pipes, start=start, end=end)
+        except InputError:
+            if not skip_bad:
+                raise
+            continue  # logged and counted when the features are computed
+        return int(rate)
+    raise InputError(f"no utterance could be read ({len(utts)} tried)", data.path)
 
 
 # -- worker side ------------------------------------------------------------------------------------------
@@ -257,7 +265,7 @@ def compute_features(
     if delta_order < 0 or delta_window < 1:
         raise ConfigError("delta_order must be >= 0 and delta_window >= 1")
     if isinstance(options, str):
-        options = FeatureOptions(type=options, sample_rate=detect_sample_rate(data, allow_pipes))
+        options = FeatureOptions(type=options, sample_rate=detect_sample_rate(data, allow_pipes, skip_bad))
     if out is None:
         if data.path is None:
             raise ConfigError("give an output path for a DataDir that was not read from disk")
@@ -429,7 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.verbose)
     try:
         data = read_data_dir(args.data)
-        rate = args.sample_rate or detect_sample_rate(data, not args.no_pipes)
+        rate = args.sample_rate or detect_sample_rate(data, not args.no_pipes, args.skip_bad)
         options = FeatureOptions(type=args.type, sample_rate=rate, num_bins=args.num_bins, dither=args.dither)
         if args.type == "mfcc":
             options = replace(options, num_ceps=args.num_ceps)

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from asr.atomic import atomic_write
+from asr.data.audio import pipes_allowed, refused_pipe_message
 from asr.data.datadir import read_table_lines
 from asr.errors import AsrError, ConfigError, InputError
 from asr.features.archive import COMPRESSIONS, ArchiveWriter, FeatureArchive, base_attrs
@@ -147,8 +148,8 @@ def _read_scp(path: Path, allow_pipes: bool) -> Iterator[tuple[str, np.ndarray]]
                 cols = slice(*[int(x) if x else None for x in match.group(3).split(":")])
             rows = slice(rows.start, None if rows.stop is None else rows.stop + 1)  # Kaldi ranges are inclusive
             cols = slice(cols.start, None if cols.stop is None else cols.stop + 1)
-        if rxfile.rstrip().endswith("|") and not allow_pipes:
-            raise InputError(f"refusing command entry {rxfile!r} (pipes are disabled)", path, number)
+        if rxfile.rstrip().endswith("|") and not pipes_allowed(allow_pipes):
+            raise InputError(refused_pipe_message(rxfile), path, number)
         try:
             matrix = kaldi_io.read_mat(rxfile)
         except Exception as e:  # missing file, bad offset, corrupt matrix: kaldi_io raises assorted types

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +66,22 @@ class FeatureOptions:
     waveform_scale: float = 32768.0
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # types first: options also come from files (archives, bundles)
+            value, default = getattr(self, f.name), f.default
+            if isinstance(default, bool) or f.name == "use_energy":
+                ok = (
+                    isinstance(value, bool)
+                    or getattr(getattr(value, "dtype", None), "kind", "") == "b"
+                    or (value is None and default is None)
+                )
+            elif isinstance(default, (int, float)) or f.name == "num_bins":
+                ok = (value is None and default is None) or (
+                    isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+                )
+            else:
+                ok = isinstance(value, str)
+            if not ok:
+                raise ConfigError(f"feature option {f.name} has a bad value: {value!r}")
         if self.type not in FEATURE_TYPES:
             raise ConfigError(f"feature type must be one of {FEATURE_TYPES}, not {self.type!r}")
         if self.num_bins is None:
@@ -123,6 +141,8 @@ class FeatureOptions:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> FeatureOptions:
         """Build from a dict; unknown keys raise :class:`ConfigError`."""
+        if not isinstance(values, dict):
+            raise ConfigError(f"feature options must be a mapping, not {values!r}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from asr.atomic import atomic_path
+from asr.atomic import atomic_path, torch_save
 from asr.errors import InputError
 
 if TYPE_CHECKING:
@@ -265,7 +265,7 @@ class GmmStats:
     def save(self, path: str | os.PathLike) -> None:
         """Write the statistics with ``torch.save`` (plain tensors, no pickled objects), atomically."""
         with atomic_path(path) as tmp:
-            torch.save(self.state_dict(), tmp)
+            torch_save(self.state_dict(), tmp)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: torch.device | str = "cpu") -> GmmStats:

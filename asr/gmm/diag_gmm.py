@@ -52,7 +52,7 @@ from pathlib import Path
 
 import torch
 
-from asr.atomic import atomic_path
+from asr.atomic import atomic_path, torch_save
 from asr.errors import InputError
 from asr.gmm.accumulate import GmmStats, _check_offsets, _load_tensor_dict, check_aligned_frames
 from asr.logging_setup import setup_logging
@@ -783,7 +783,7 @@ class DiagGmmSet:
     def save(self, path: str | os.PathLike) -> None:
         """Write the model with ``torch.save`` (plain tensors, no pickled objects), atomically."""
         with atomic_path(path) as tmp:
-            torch.save(self.state_dict(), tmp)
+            torch_save(self.state_dict(), tmp)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: torch.device | str = "cpu") -> DiagGmmSet:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from asr.atomic import atomic_path
+from asr.atomic import atomic_path, torch_save
 from asr.errors import InputError
 from asr.gmm.diag_gmm import DiagGmmSet
 from asr.hmm.transition_model import TransitionModel
@@ -87,7 +87,7 @@ class EmCheckpoint:
             "failures": json.dumps(sorted(failures.items())),
         }
         with atomic_path(self.path) as tmp:
-            torch.save(blob, tmp)
+            torch_save(blob, tmp)
         return self.path
 
     def load(self) -> dict[str, Any] | None:

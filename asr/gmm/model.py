@@ -52,6 +52,21 @@ TRAIN_LOG_JSON = "train_log.json"
 TRANSFORM_FILE = "final.mat.pt"
 
 
+def _check_info_types(info: dict[str, Any], json_path: Path) -> None:
+    """InputError naming ``model.json`` when a field the loader reads has the wrong type or range."""
+    checks = {
+        "num_pdfs": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+        "delta_order": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+        "delta_window": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+        "feature_dim": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+        "feature_type": lambda v: isinstance(v, str) and bool(v),
+        "feature_transform": lambda v: v is None or (isinstance(v, str) and bool(v) and "/" not in v),
+    }
+    for key, ok in checks.items():
+        if key in info and not ok(info[key]):
+            raise InputError(f"model.json field {key!r} has a bad value: {info[key]!r}", json_path)
+
+
 def _load_transform(model_dir: Path, info: dict[str, Any]):
     """The model's spliced feature transform (None for delta models)."""
     name = info.get("feature_transform")
@@ -198,6 +213,7 @@ class GmmAcousticModel:
         for key in ("feature_type", "delta_order", "num_pdfs"):
             if key not in info:
                 raise InputError(f"model.json has no {key!r}", json_path)
+        _check_info_types(info, json_path)
         topology = Topology.load(model_dir / TOPO_JSON)
         ctx_dep = load_context_dependency(model_dir / TREE_JSON)
         transition_model = TransitionModel.load(model_dir / TRANSITION_MODEL_JSON)

@@ -58,6 +58,7 @@ KEY_NAMES = ("left", "centre", "right", "pdf_class")
 CD_FORMAT = "asr.context_dependency"
 
 _MAX_PHONE = 32767  # keys are packed into 16-bit fields
+_MAX_PDF_CLASSES = 1000  # per phone (HMM topologies have a handful; a huge number is a corrupt file)
 _MAX_PDF_CLASS = 65535
 
 
@@ -609,8 +610,8 @@ def _num_pdf_classes_dict(num_pdf_classes: Mapping[int, int]) -> dict[int, int]:
         p, n = int(p), int(n)
         if p <= 0 or p > _MAX_PHONE:
             raise ValueError(f"phone id {p} out of range 1..{_MAX_PHONE}")
-        if n <= 0:
-            raise ValueError(f"phone {p} has {n} pdf-classes (must be > 0)")
+        if n <= 0 or n > _MAX_PDF_CLASSES:
+            raise ValueError(f"phone {p} has {n} pdf-classes (must be in 1..{_MAX_PDF_CLASSES})")
         out[p] = n
     if not out:
         raise ValueError("no phones")
@@ -996,8 +997,8 @@ class ContextDependencyTree:
             )
             if data.get("num_pdfs") != tree.num_pdfs:
                 raise ValueError(f"num_pdfs is {data.get('num_pdfs')!r} but the leaves use {tree.num_pdfs} pdfs")
-        except (ValueError, TypeError) as e:
-            raise InputError(f"bad context dependency tree: {e}", path) from e
+        except (ValueError, TypeError, OverflowError, KeyError, AttributeError, IndexError) as e:
+            raise InputError(f"bad context dependency tree: {type(e).__name__}: {e}", path) from e
         return tree
 
     @classmethod
@@ -1129,8 +1130,8 @@ class MonophoneContextDependency:
                 table = {int(p): list(ids) for p, ids in (pdfs if isinstance(pdfs, list) else pdfs.items())}
                 if table != cd.pdfs:
                     raise ValueError("the 'pdfs' table disagrees with num_pdf_classes and shared_phone_sets")
-        except (ValueError, TypeError) as e:
-            raise InputError(f"bad monophone context dependency: {e}", path) from e
+        except (ValueError, TypeError, OverflowError, KeyError, AttributeError, IndexError) as e:
+            raise InputError(f"bad monophone context dependency: {type(e).__name__}: {e}", path) from e
         return cd
 
     @classmethod
@@ -1144,7 +1145,7 @@ def load_context_dependency(path: str | os.PathLike) -> ContextDependencyTree | 
     """Read a tree or monophone context dependency file (by its ``type``)."""
     path = Path(path)
     data = _read_json(path)
-    kind = data.get("type")
+    kind = data.get("type") if isinstance(data, dict) else None
     if kind == "tree":
         return ContextDependencyTree.load(path)
     if kind == "monophone":

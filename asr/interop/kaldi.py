@@ -85,6 +85,7 @@ from pathlib import Path
 import numpy as np
 
 from asr.atomic import atomic_path, atomic_write
+from asr.data.audio import pipes_allowed, refused_pipe_message
 from asr.data.datadir import read_data_dir, read_table_lines
 from asr.errors import AsrError, ConfigError, InputError
 from asr.features.archive import FeatureArchive
@@ -228,8 +229,8 @@ def _parse_text_ints(raw: bytes, path: Path, line: int | None, key: str) -> np.n
 def _read_scp_vectors(path: Path, allow_pipes: bool) -> Iterator[IntVector]:
     kaldi_io = import_kaldi_io()
     for number, key, rxfile in read_table_lines(path):
-        if rxfile.rstrip().endswith("|") and not allow_pipes:
-            raise InputError(f"refusing command entry {rxfile!r} (pipes are disabled)", path, number)
+        if rxfile.rstrip().endswith("|") and not pipes_allowed(allow_pipes):
+            raise InputError(refused_pipe_message(rxfile), path, number)
         try:
             values = np.asarray(kaldi_io.read_vec_int(rxfile), dtype=np.int32)
         except Exception as err:  # missing file, bad offset, corrupt vector: kaldi_io raises assorted types

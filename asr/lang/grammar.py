@@ -21,6 +21,7 @@ import argparse
 import logging
 import math
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -46,14 +47,14 @@ def _check_arpa_words(arpa_path: Path, words: SymbolTable, words_path: Path) -> 
     in_unigrams = False
     with open(arpa_path, encoding="utf-8") as f:
         for number, line in enumerate(f, start=1):
-            line = line.strip()
+            line = line.strip(" \t\r\n")  # as NgramLM.read_arpa and kaldilm: ASCII white space only
             if line.startswith("\\"):
                 if in_unigrams:
                     return
                 in_unigrams = line == "\\1-grams:"
                 continue
             if in_unigrams and line:
-                fields = line.split()
+                fields = re.split(r"[ \t]+", line)
                 if len(fields) >= 2 and fields[1] not in words:
                     raise InputError(
                         f"ARPA word {fields[1]!r} is not in {words_path} (was the LM made for another lang?)",

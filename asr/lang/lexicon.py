@@ -170,7 +170,10 @@ def read_lexicon(path: str | os.PathLike, *, with_probs: bool = False, strip_str
         raise InputError(f"cannot read lexicon: {e.strerror}", path) from e
     lexicon = Lexicon()
     merged = 0
-    for number, line_bytes in enumerate(raw.splitlines(), start=1):
+    lines = raw.split(b"\n")  # not splitlines(): a lone \r ends no line for Kaldi or editors' line numbers
+    if lines and not lines[-1]:
+        lines.pop()
+    for number, line_bytes in enumerate(lines, start=1):
         try:
             line = line_bytes.decode("utf-8")
         except UnicodeDecodeError as e:

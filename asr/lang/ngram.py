@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -45,6 +46,21 @@ EOS = "</s>"
 #: log10 probability ARPA files give ``<s>`` (never predicted).
 BOS_LOG10_PROB = -99.0
 METHODS = ("kn", "wb")
+_ARPA_SPACE = " \t\r\n"
+_ARPA_FIELDS = re.compile(r"[ \t]+")
+_ARPA_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_DISAMBIG = re.compile(r"#[0-9]+")
+_ARPA_COUNT = re.compile(r"ngram[ \t]+([0-9]+)[ \t]*=[ \t]*([0-9]+)")
+# what C's strtod reads whole (kaldilm parses numbers with it): float() also takes '1_0', '١.٥', ' 1'
+_ARPA_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?(?:inf|infinity|nan)", re.I)
+
+
+def _arpa_float(text: str) -> float:
+    """A number of an ARPA file (ValueError unless all of ``text`` is one, in ASCII)."""
+    if _ARPA_NUMBER.fullmatch(text) is None:
+        raise ValueError(text)
+    return float(text)
+
 
 Ngram = tuple[str, ...]
 
@@ -196,7 +212,7 @@ class NgramLM:
         """
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_bytes().decode("utf-8")  # not read_text(): no newline translation of a lone \r
         except OSError as e:
             raise InputError(f"cannot read ARPA file: {e.strerror}", path) from e
         except UnicodeDecodeError as e:
@@ -207,9 +223,16 @@ class NgramLM:
         state = "header"  # header -> data -> ngrams -> end
         order = 0
         section_line = 0
-        lines = text.splitlines()
+        lines = text.split("\n")  # not splitlines(): U+2028, \x85, \x1c... are no line ends for editors
+        if lines and lines[-1] == "":
+            lines.pop()
         for number, raw in enumerate(lines, start=1):
-            line = raw.strip()
+            # ASCII white space only, as Kaldi's (and kaldilm's) ARPA reader: a word may hold any other byte,
+            # and a line of U+00A0 is not blank to kaldilm, which aborts the process on it
+            line = raw.strip(_ARPA_SPACE)
+            bad = _ARPA_CONTROL.search(line)
+            if bad is not None:  # kaldilm reads words as C strings: a NUL splits them, and it aborts the process
+                raise InputError(f"control character {bad.group()!r} in an ARPA line: {line!r}", path, number)
             if state == "header":
                 if line == "\\data\\":
                     state = "data"
@@ -244,19 +267,18 @@ class NgramLM:
                 state = "ngrams"
                 continue
             if state == "data":
-                fields = line.split("=")
-                if len(fields) != 2 or not fields[0].startswith("ngram "):
+                m = _ARPA_COUNT.fullmatch(line)  # ASCII digits only (int() also reads '١' and '1_0')
+                if m is None:
+                    if line.startswith("ngram") and line.count("=") == 1:
+                        raise InputError(f"bad count line {line!r}", path, number)
                     raise InputError(f"expected 'ngram N=COUNT' in \\data\\, got {line!r}", path, number)
-                try:
-                    k, n = int(fields[0][6:]), int(fields[1])
-                except ValueError:
-                    raise InputError(f"bad count line {line!r}", path, number) from None
+                k, n = int(m.group(1)), int(m.group(2))
                 if k != len(declared) + 1 or n < 0:
                     raise InputError(f"count line {line!r} out of order or negative", path, number)
                 declared[k] = n
                 continue
             # an n-gram line of order `order`
-            fields = line.split()
+            fields = _ARPA_FIELDS.split(line)
             if len(fields) not in (order + 1, order + 2):
                 raise InputError(
                     f"a {order}-gram line needs {order + 1} or {order + 2} fields, got {len(fields)}: {line!r}",
@@ -264,13 +286,17 @@ class NgramLM:
                     number,
                 )
             try:
-                lp = float(fields[0])
-                bow = float(fields[order + 1]) if len(fields) == order + 2 else None
+                lp = _arpa_float(fields[0])
+                bow = _arpa_float(fields[order + 1]) if len(fields) == order + 2 else None
             except ValueError:
                 raise InputError(f"probability or back-off weight is not a number: {line!r}", path, number) from None
-            if math.isnan(lp) or lp > 0.0 or (bow is not None and math.isnan(bow)):
+            # finite only: kaldilm aborts the process on -inf (ARPA writers use -99 for probability zero)
+            if not math.isfinite(lp) or lp > 0.0 or (bow is not None and not math.isfinite(bow)):
                 raise InputError(f"bad log10 probability or back-off weight: {line!r}", path, number)
             g = tuple(fields[1 : order + 1])
+            reserved = next((w for w in g if w == "<eps>" or _DISAMBIG.fullmatch(w)), None)
+            if reserved is not None:  # symbols of the lang dir, not words: kaldilm aborts the process on them
+                raise InputError(f"{reserved!r} is a reserved symbol, not a word: {line!r}", path, number)
             if g in probs[-1]:
                 raise InputError(f"{order}-gram {' '.join(g)!r} repeated", path, number)
             probs[-1][g] = lp
@@ -278,7 +304,7 @@ class NgramLM:
                 backoffs[-1][g] = bow
         if state != "end":
             raise InputError(
-                "no \\data\\ section" if state == "header" else "no \\end\\ (truncated file?)", path, len(lines)
+                "no \\data\\ section" if state == "header" else "no \\end\\ (truncated file?)", path, len(lines) or None
             )
         if not probs:
             raise InputError("no n-grams", path)

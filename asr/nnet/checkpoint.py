@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from asr.atomic import atomic_path
+from asr.atomic import atomic_path, torch_save
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def save_checkpoint(ckpt_dir: str | os.PathLike, state: dict[str, Any], keep: in
         raise ValueError(f"checkpoint state lacks {missing}")
     path = checkpoint_path(ckpt_dir, int(state["step"]))
     with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+        torch_save(state, tmp)
     for old in list_checkpoints(ckpt_dir)[:-keep]:
         old.unlink(missing_ok=True)
     return path

@@ -8,6 +8,7 @@ turns the composed config into dataclasses, checking every value's type and rang
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass
@@ -179,6 +180,8 @@ def _check_value(value: Any, tp, key: str) -> Any:
             return value
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):  # nan, inf (also 1e400): never a usable setting
+                raise _bad(key, value, "must be a finite number")
             return float(value)
     elif tp is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
@@ -275,4 +278,5 @@ def parse_train_config(cfg: DictConfig | dict) -> TrainConfig:
     _require(t.device == "auto" or t.device.split(":")[0] in ("cpu", "cuda"), "trainer.device", t.device,
              "must be auto, cpu, cuda or cuda:N")  # fmt: skip
     _require(bool(built.name) and "/" not in built.name, "name", built.name, "must be a non-empty name without '/'")
+    _require(0 <= built.seed < 2**63, "seed", built.seed, "must be in 0..2**63-1 (numpy and torch seeds)")
     return built

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from asr.atomic import atomic_path, atomic_write
+from asr.atomic import atomic_path, atomic_write, torch_save
 from asr.errors import InputError
 from asr.features.context_window import splice_at
 from asr.hmm.topology import Topology
@@ -116,7 +116,7 @@ def write_dnn_model_dir(
         _copy_atomic(gmm_dir / name, model_dir / name)
     weights = {k: v.detach().cpu() for k, v in mlp.state_dict().items()}
     with atomic_path(model_dir / WEIGHTS_FILE) as tmp:
-        torch.save(weights, tmp)
+        torch_save(weights, tmp)
     write_pdf_counts(model_dir / PDF_COUNTS, counts)
     context = left_context + 1 + right_context
     full = {

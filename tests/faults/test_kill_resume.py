@@ -1,0 +1,214 @@
+"""Every stage survives ``kill -9`` at random moments: started again, it ends with the outputs of a run that was
+never interrupted, and no half-written file ever appears under a final name (see ``harness.py``).
+
+Stages, on Kaldi's yes/no corpus (``yesno_recipe``): feature extraction, monophone and triphone GMM training
+(resumed per EM iteration), forced alignment, DNN training (resumed from checkpoints; equal weights on CPU) and
+decoding. Each test prints the number of kill points that really interrupted the stage.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from harness import (
+    check_no_partial_outputs,
+    compare_outputs,
+    file_appears,
+    kill_times,
+    output_files,
+    run_stage,
+    run_with_kills,
+    temp_files,
+)
+
+pytestmark = pytest.mark.slow
+
+PY = sys.executable
+
+
+def _reference(cmd: list[str], out: Path, ref: Path, timeout: float = 300) -> float:
+    """Run ``cmd`` uninterrupted (it writes ``out``), move ``out`` to ``ref``; returns its wall time. The killed
+    runs then write ``out`` again, so paths recorded inside the outputs are the same."""
+    record = run_stage(cmd, timeout=timeout)
+    assert record.returncode == 0, record.output[-3000:]
+    shutil.move(out, ref)
+    return record.seconds
+
+
+def _run_and_check(
+    stage: str,
+    cmd: list[str],
+    out: Path,
+    reference: dict[str, Path],
+    delays: list[float],
+    tmp_path: Path,
+    *,
+    trigger=None,
+    ignore=lambda rel: False,
+    loadable=lambda rel: False,
+):
+    problems: list[str] = []
+
+    def after_kill(record):
+        if out.exists():
+            problems.extend(check_no_partial_outputs(reference, out, ignore=ignore, loadable=loadable))
+
+    report = run_with_kills(cmd, delays, trigger=trigger, after_kill=after_kill, log_dir=tmp_path / f"logs_{stage}")
+    assert not problems, problems
+    final = output_files(out, lambda rel: ignore(rel) or loadable(rel))
+    assert compare_outputs(reference, final) == []
+    assert temp_files(out) == [], "temporary files of killed writers were left behind"
+    print(f"[faults] {stage}: {report.kill_points} kill point(s) of {len(delays)} tried")
+    return report
+
+
+def _is_log(rel: Path) -> bool:
+    return rel.suffix == ".log" or "log" in rel.parts[:-1]
+
+
+def test_feature_extraction(yesno_recipe, tmp_path):
+    """fbank then MFCC archives of a data dir (as a recipe's feature stage): a killed run keeps the archive that
+    was complete (logged as up to date) and redoes the other."""
+    data = tmp_path / "train"
+    shutil.copytree(yesno_recipe.data / "train", data, ignore=shutil.ignore_patterns("*.h5"))
+    compute = f"{PY} -m asr.features.compute --data {data} --jobs 2"
+    cmd = ["bash", "-c", f"{compute} --type fbank && {compute} --type mfcc --use-energy true"]
+    ref_dir = tmp_path / "ref"
+    ref_dir.mkdir()
+    record = run_stage(cmd)
+    assert record.returncode == 0, record.output[-3000:]
+    seconds = record.seconds
+    for name in ("fbank.h5", "mfcc.h5"):
+        shutil.move(data / name, ref_dir / name)
+    reference = {name: ref_dir / name for name in ("fbank.h5", "mfcc.h5")}
+    only_h5 = lambda rel: rel.suffix != ".h5"  # noqa: E731 (the data dir's own files are inputs)
+    total = kept = 0
+    # random moments over the whole run, then moments just after an archive's temporary file appeared
+    for seed, delays, trigger in (
+        (0, kill_times(0, 4, 0.1 * seconds, 0.95 * seconds), None),
+        (1, kill_times(1, 3, 0.0, 0.15), file_appears(data, ".*.h5.tmp.*")),
+    ):
+        for name in ("fbank.h5", "mfcc.h5"):
+            (data / name).unlink(missing_ok=True)
+        report = _run_and_check(f"features-{seed}", cmd, data, reference, delays, tmp_path, trigger=trigger,
+                                ignore=only_h5)  # fmt: skip
+        total += report.kill_points
+        kept += sum("is up to date" in r.output for r in report.runs)
+    print(f"[faults] feature extraction: {total} kill points; {kept} runs kept a complete archive")
+    assert total >= 3
+
+
+def _mono_cmd(yesno_recipe, out: Path) -> list[str]:
+    return [
+        PY, "-m", "asr.gmm.train_mono", "--data", str(yesno_recipe.data / "train"), "--lang",
+        str(yesno_recipe.data / "lang"), "--out", str(out), "--num-iters", "10", "--total-gauss", "60", "--jobs", "2",
+    ]  # fmt: skip
+
+
+def test_monophone_training_resumes_per_iteration(yesno_recipe, tmp_path):
+    out = tmp_path / "mono"
+    cmd = _mono_cmd(yesno_recipe, out)
+    seconds = _reference(cmd, out, tmp_path / "mono_ref")
+    reference = output_files(tmp_path / "mono_ref", _is_log)
+    assert "em_state.pt" not in reference  # removed once the model dir is complete
+    ckpt = lambda rel: rel.name == "em_state.pt"  # noqa: E731
+    total, resumed = 0, 0
+    for seed, delays, trigger in (
+        (0, kill_times(0, 3, 0.3 * seconds, 0.9 * seconds), None),
+        (1, kill_times(1, 2, 0.0, 0.5 * seconds), file_appears(out, "em_state.pt")),
+    ):
+        shutil.rmtree(out, ignore_errors=True)
+        report = _run_and_check(f"mono-{seed}", cmd, out, reference, delays, tmp_path, trigger=trigger,
+                                ignore=_is_log, loadable=ckpt)  # fmt: skip
+        total += report.kill_points
+        resumed += sum("resuming EM training" in r.output for r in report.runs)
+    print(f"[faults] monophone training: {total} kill points, {resumed} runs resumed from an EM checkpoint")
+    assert total >= 3 and resumed >= 1
+
+
+def test_triphone_training_resumes_per_iteration(yesno_recipe, tmp_path):
+    out = tmp_path / "tri"
+    cmd = [
+        PY, "-m", "asr.gmm.train_tri", "--data", str(yesno_recipe.data / "train"), "--lang",
+        str(yesno_recipe.data / "lang"), "--ali-dir", str(yesno_recipe.exp / "mono"), "--out", str(out),
+        "--num-iters", "25", "--realign-iters", "5 10 15 20", "--num-leaves", "20", "--total-gauss", "80",
+        "--jobs", "1",
+    ]  # fmt: skip
+    _reference(cmd, out, tmp_path / "tri_ref")
+    reference = output_files(tmp_path / "tri_ref", _is_log)
+    ckpt = lambda rel: rel.name == "em_state.pt"  # noqa: E731
+    report = _run_and_check("tri", cmd, out, reference, kill_times(2, 3, 0.0, 0.5), tmp_path,
+                            trigger=file_appears(out, "em_state.pt"), ignore=_is_log, loadable=ckpt)  # fmt: skip
+    resumed = sum("resuming EM training" in r.output for r in report.runs)
+    print(f"[faults] triphone training: {report.kill_points} kill points, {resumed} resumed from an EM checkpoint")
+    assert report.kill_points >= 1 and resumed >= 1
+
+
+def test_alignment(yesno_recipe, tmp_path):
+    out = tmp_path / "ali"
+    cmd = [
+        PY, "-m", "asr.gmm.align", "--data", str(yesno_recipe.data / "train"), "--lang",
+        str(yesno_recipe.data / "lang"), "--model", str(yesno_recipe.exp / "mono"), "--out", str(out), "--jobs", "2",
+    ]  # fmt: skip
+    seconds = _reference(cmd, out, tmp_path / "ali_ref")
+    reference = output_files(tmp_path / "ali_ref", _is_log)
+    report = _run_and_check("align", cmd, out, reference, kill_times(3, 3, 0.3 * seconds, 0.95 * seconds), tmp_path,
+                            ignore=_is_log)  # fmt: skip
+    assert report.kill_points >= 1
+
+
+def test_decoding_resumes_per_utterance(yesno_recipe, tmp_path):
+    out = tmp_path / "decode_test"
+    mono = yesno_recipe.exp / "mono"
+    cmd = [
+        PY, "-m", "asr.decode.decode_dir", "--graph", str(mono / "graph"), "--model", str(mono), "--data",
+        str(yesno_recipe.data / "test"), "--out", str(out), "--lm-weights", "8:12", "--jobs", "1",
+    ]  # fmt: skip
+    seconds = _reference(cmd, out, tmp_path / "decode_ref")
+    reference = output_files(tmp_path / "decode_ref", _is_log)
+    assert not any(name.startswith(".decode_journal") for name in reference)  # removed when complete
+    journal = lambda rel: rel.name.startswith(".decode_journal")  # noqa: E731
+    total = resumed = 0
+    for seed, delays, trigger in (
+        (0, kill_times(0, 2, 0.3 * seconds, 0.95 * seconds), None),
+        (1, kill_times(1, 2, 0.0, 0.5), file_appears(out, ".decode_journal.jsonl")),
+    ):
+        shutil.rmtree(out, ignore_errors=True)
+        report = _run_and_check(f"decode-{seed}", cmd, out, reference, delays, tmp_path, trigger=trigger,
+                                ignore=lambda rel: _is_log(rel) or journal(rel))  # fmt: skip
+        total += report.kill_points
+        resumed += sum("resuming the decode" in r.output for r in report.runs)
+        assert not list(out.glob(".decode_journal*"))  # removed once results.json is written
+    print(f"[faults] decoding: {total} kill points, {resumed} runs resumed from the journal")
+    assert total >= 2 and resumed >= 1
+
+
+def test_dnn_training_resumes_from_checkpoints_with_equal_weights(yesno_recipe, tmp_path):
+    run = tmp_path / "run"
+    cmd = [
+        PY, "-m", "asr.train", "corpus=yesno", f"corpus.data_dir={yesno_recipe.data}", f"exp_root={tmp_path}",
+        f"gmm_dir={yesno_recipe.exp / 'mono'}", "prepare=false", "depth=2", "width=32", "data.left_context=2",
+        "data.right_context=2", "optim.batch_size=128", "optim.lr=0.05", "trainer.epochs=3",
+        "trainer.checkpoint_every=20", "trainer.keep_checkpoints=2", "trainer.num_threads=1",
+        "trainer.tensorboard=false", "trainer.progress=log", "trainer.device=cpu", "decode.enabled=false",
+        f"hydra.run.dir={run}",
+    ]  # fmt: skip
+    _reference(cmd, run, tmp_path / "run_ref")
+
+    def ignore(rel: Path) -> bool:  # Hydra's own files and logs; checkpoints hold timings and are checked apart
+        return _is_log(rel) or rel.parts[0] in (".hydra", "checkpoints")
+
+    reference = output_files(tmp_path / "run_ref", ignore)
+    assert "final.pt" in reference
+    ckpt = lambda rel: rel.parts[0] == "checkpoints"  # noqa: E731
+    problems: list[str] = []
+    report = _run_and_check("dnn", cmd, run, reference, kill_times(5, 3, 0.0, 1.5), tmp_path,
+                            trigger=file_appears(run / "checkpoints", "ckpt-*.pt"),
+                            ignore=lambda rel: ignore(rel) and not ckpt(rel), loadable=ckpt)  # fmt: skip
+    assert not problems
+    resumed = sum("resumed from" in r.output for r in report.runs)
+    print(f"[faults] DNN training: {report.kill_points} kill points, {resumed} runs resumed from a checkpoint")
+    assert report.kill_points >= 1 and resumed >= 1
