@@ -80,7 +80,8 @@ def train_archive_path(tc: TrainConfig, subset: str | None = None) -> Path:
 
 def run_recipe_stages(tc: TrainConfig, stages: str, why: str) -> None:
     """Run ``bash <corpus.recipe> <stages>`` (the recipe caches what it makes under data/ and exp/); ``stages``
-    may hold several ranges separated by ``;``, run one after the other.
+    may hold several ranges separated by ``;``, run one after the other. With ``skip_bad`` the recipe gets
+    ``--skip-bad true``.
 
     Raises:
         ConfigError: the corpus has no recipe or no stages configured, or the recipe fails.
@@ -90,6 +91,8 @@ def run_recipe_stages(tc: TrainConfig, stages: str, why: str) -> None:
     exp = str(Path(tc.gmm_dir).parent)
     for part in stages.split(";"):  # "--stage 3 --stop-stage 6; --stage 9 --stop-stage 12": one run each
         cmd = ["bash", tc.corpus.recipe, *part.split(), "--data", tc.corpus.data_dir, "--exp", exp]
+        if tc.skip_bad:  # leave out unreadable audio (listed and counted) instead of stopping
+            cmd += ["--skip-bad", "true"]
         logger.info("%s: running %s", why, " ".join(cmd))
         if subprocess.run(cmd, check=False).returncode != 0:
             raise ConfigError(f"{why}; the recipe command failed: {' '.join(cmd)} (its log is above)")

@@ -11,3 +11,15 @@ while [ $# -gt 0 ]; do
   if ! declare -p "$var" >/dev/null 2>&1; then echo "$0: unknown option $opt" >&2; exit 1; fi
   printf -v "$var" '%s' "$val"
 done
+
+# --skip-bad true (recipes that declare skip_bad): feature extraction leaves out unreadable audio (compute
+# --skip-bad: logged, counted, listed in the archive) and decoding scores those utterances as deletions
+# (decode --skip-missing: listed in results.json).
+skip_bad_opts=()
+skip_missing_opts=()
+if [ "${skip_bad:-false}" = true ]; then
+  skip_bad_opts=(--skip-bad)
+  skip_missing_opts=(--skip-missing)
+elif [ "${skip_bad:-false}" != false ]; then
+  echo "$0: --skip-bad takes true or false, not '$skip_bad'" >&2; exit 1
+fi

@@ -233,4 +233,6 @@ def write_data_dir(data: DataDir, path: str | os.PathLike) -> Path:
         write_table(path / "spk2gender", data.spk2gender)
     if data.utt2dur is not None:
         write_table(path / "utt2dur", {u: f"{d:.3f}" for u, d in data.utt2dur.items()})
+    elif (path / "utt2dur").exists():
+        (path / "utt2dur").unlink()  # stale from an earlier run
     return path

@@ -91,12 +91,17 @@ def download_and_unpack(url: str, dest: Path, *, strip_top: bool) -> Path:
     return dest
 
 
+#: corpora whose preparers take ``skip_bad`` (keep recordings with unreadable headers, for compute --skip-bad)
+SKIP_BAD_CORPORA = ("yesno", "an4")
+
+
 def prepare(corpus: str, root: Path | None, out: Path, *, download: bool = False, **options) -> dict[str, Path]:
     """Prepare ``corpus`` from ``root`` into data directories under ``out``; returns ``{set: data dir}``.
 
     ``options`` go to the corpus's preparer (``dev_speakers`` for an4; ``subsets`` for librispeech;
     ``phone_set``, ``phone_map``, ``dev_speakers``, ``test_speakers`` for timit; ``train_minutes``, ``seed``,
-    ``snr_db``, ``sample_rate``, ``num_jobs`` for synth). ``download`` fetches a missing corpus first.
+    ``snr_db``, ``sample_rate``, ``num_jobs`` for synth; ``skip_bad`` for the corpora in ``SKIP_BAD_CORPORA``).
+    ``download`` fetches a missing corpus first.
     """
     if corpus == "synth":
         from asr.data.corpora.synth import prepare_synth
@@ -154,6 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=None, help="corpus folder (default $ASR_CORPORA/<corpus>)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default data/<corpus>)")
     parser.add_argument("--download", action="store_true", help="download and unpack the corpus if it is missing")
+    parser.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help=f"keep recordings whose audio header is unreadable (a warning names each) instead of stopping; "
+        f"feature extraction with --skip-bad then leaves them out and lists them ({', '.join(SKIP_BAD_CORPORA)})",
+    )
     an4_group = parser.add_argument_group("an4")
     an4_group.add_argument("--dev-speakers", default=None, help="held-out speakers, separated by spaces or commas")
     libri_group = parser.add_argument_group("librispeech")
@@ -204,6 +215,13 @@ def main(argv: list[str] | None = None) -> int:
         options.update((key, value) for key, value in lists.items() if value is not None)
     elif args.corpus == "an4" and args.dev_speakers is not None:
         options["dev_speakers"] = tuple(args.dev_speakers.replace(",", " ").split())
+    if args.skip_bad:
+        if args.corpus not in SKIP_BAD_CORPORA:
+            print(
+                f"error: --skip-bad is supported for {', '.join(SKIP_BAD_CORPORA)}, not {args.corpus}", file=sys.stderr
+            )
+            return 1
+        options["skip_bad"] = True
     try:
         result = prepare(args.corpus, args.root, out, download=args.download, **options)
     except (AsrError, OSError) as e:

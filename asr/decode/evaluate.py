@@ -49,6 +49,8 @@ class EvaluationOptions:
         beam, max_active: search pruning.
         jobs: search processes.
         device: torch device for DNN likelihoods (``"auto"``: the GPU when there is one).
+        skip_missing: decode a set whose feature archive lacks some utterances (audio the feature extractor
+            skipped as bad): they are scored as deletions and listed in results.json. False: an error.
     """
 
     sets: list[str] = field(default_factory=lambda: ["dev", "test"])
@@ -59,6 +61,7 @@ class EvaluationOptions:
     max_active: int = DecoderOptions.max_active
     jobs: int = DEFAULT_JOBS
     device: str = "auto"
+    skip_missing: bool = False
 
 
 def ensure_graph(lang_test: str | os.PathLike, model_dir: str | os.PathLike, graph_dir: str | os.PathLike) -> Path:
@@ -142,7 +145,7 @@ def decode_sets(
         results = decode_data_dir(
             graph_dir, model_dir, data_dir, out_dir,
             lm_weights=weights, lm_weight_source=source, decoder_options=decoder_options, jobs=options.jobs,
-            corpus=corpus, set_name=set_name, model=model,
+            corpus=corpus, set_name=set_name, model=model, skip_missing=options.skip_missing,
         )  # fmt: skip
         logger.info("%s", wer_line(results, out_dir))
         out[set_name] = results
@@ -172,10 +175,10 @@ def evaluate_against_gmm(
 def parse_evaluation_options(section: dict, corpus_sets: Sequence[str | None] = ()) -> EvaluationOptions:
     """:class:`EvaluationOptions` from the ``decode`` config section (unknown keys: ConfigError).
 
-    Keys used here: sets, tune_set, lm_weights, lm_weight, beam, max_active, jobs, device; ``graph``,
+    Keys used here: sets, tune_set, lm_weights, lm_weight, beam, max_active, jobs, device, skip_missing; ``graph``,
     ``enabled`` and ``bundle`` belong to the caller. ``corpus_sets``: the sets used when ``sets`` is empty.
     """
-    known = {"sets", "tune_set", "lm_weights", "lm_weight", "beam", "max_active", "jobs", "device"}
+    known = {"sets", "tune_set", "lm_weights", "lm_weight", "beam", "max_active", "jobs", "device", "skip_missing"}
     extra = set(section) - known - {"graph", "enabled", "bundle"}
     if extra:
         raise ConfigError(f"decode: unknown option(s) {', '.join(sorted(extra))}; known: {', '.join(sorted(known))}")
@@ -187,6 +190,8 @@ def parse_evaluation_options(section: dict, corpus_sets: Sequence[str | None] = 
         options = EvaluationOptions(**values)
         options.lm_weight, options.beam = float(options.lm_weight), float(options.beam)
         options.max_active, options.jobs = int(options.max_active), int(options.jobs)
+        if not isinstance(options.skip_missing, bool):
+            raise TypeError(f"skip_missing must be true or false, not {options.skip_missing!r}")
     except (TypeError, ValueError) as err:
         raise ConfigError(f"decode: {err}") from None
     return options

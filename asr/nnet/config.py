@@ -138,6 +138,7 @@ class TrainConfig:
     name: str
     seed: int = 0
     prepare: bool = True
+    skip_bad: bool = False
 
     def fingerprint(self) -> dict[str, Any]:
         """What determines the trained weights (a resumed run must match it; epochs may grow)."""
@@ -235,7 +236,7 @@ def parse_train_config(cfg: DictConfig | dict) -> TrainConfig:
     else:
         container = dict(cfg)
     container = {k: v for k, v in container.items() if k != "hydra"}
-    top = {k: container[k] for k in ("gmm_dir", "name", "seed", "prepare") if k in container}
+    top = {k: container[k] for k in ("gmm_dir", "name", "seed", "prepare", "skip_bad") if k in container}
     sections = {k: container.get(k, {}) for k in ("corpus", "model", "optim", "data", "priors", "trainer")}
     built = _build(TrainConfig, {**sections, **top}, "")
     m, o, d, p, t = built.model, built.optim, built.data, built.priors, built.trainer

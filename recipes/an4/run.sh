@@ -3,6 +3,8 @@
 # ../shared/corpora/README.md), test part when it is on disk.
 #
 #   bash recipes/an4/run.sh [--stage N] [--stop-stage M] [--corpus DIR] [--jobs 2]
+#   --skip-bad true: unreadable audio is left out (listed and counted by feature extraction, scored as
+#   deletions and listed in results.json by decoding) instead of stopping the recipe
 #
 # Stages:
 #   0  data dirs:   data/an4/{train,dev,train_all[,test]}   (train: 64 speakers, 823 utts; dev: 10, 125)
@@ -38,6 +40,7 @@ stop_stage=100
 corpus=${ASR_CORPORA:-../shared/corpora}/an4
 jobs=$(nproc)
 decode_jobs=2
+skip_bad=false
 lm_weights=7:17
 data=data/an4
 exp=exp/an4
@@ -50,7 +53,7 @@ run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 
 if run_stage 0; then
   echo "stage 0: data dirs from $corpus"
-  python -m asr.data.prepare an4 --root "$corpus" --out "$data"
+  python -m asr.data.prepare an4 --root "$corpus" --out "$data" "${skip_bad_opts[@]}"
 fi
 
 sets="train dev"
@@ -67,8 +70,8 @@ fi
 if run_stage 2; then
   echo "stage 2: features for: $sets"
   for set in $sets; do
-    python -m asr.features.compute --data "$data/$set" --type fbank --cmvn speaker --jobs "$jobs"
-    python -m asr.features.compute --data "$data/$set" --type mfcc --cmvn speaker --jobs "$jobs"
+    python -m asr.features.compute --data "$data/$set" --type fbank --cmvn speaker --jobs "$jobs" "${skip_bad_opts[@]}"
+    python -m asr.features.compute --data "$data/$set" --type mfcc --cmvn speaker --jobs "$jobs" "${skip_bad_opts[@]}"
   done
 fi
 
@@ -76,10 +79,10 @@ fi
 graph_and_decode() {
   local system=$1
   python -m asr.graph.mkgraph --lang "$data/lang_test_tg" --model "$exp/$system" --out "$exp/$system/graph_tg"
-  python -m asr.decode.decode_dir --graph "$exp/$system/graph_tg" --model "$exp/$system" --data "$data/dev" \
+  python -m asr.decode.decode_dir --graph "$exp/$system/graph_tg" --model "$exp/$system" "${skip_missing_opts[@]}" --data "$data/dev" \
     --out "$exp/$system/decode_dev" --lm-weights "$lm_weights" --jobs "$decode_jobs"
   if [ -d "$data/test" ]; then
-    python -m asr.decode.decode_dir --graph "$exp/$system/graph_tg" --model "$exp/$system" --data "$data/test" \
+    python -m asr.decode.decode_dir --graph "$exp/$system/graph_tg" --model "$exp/$system" "${skip_missing_opts[@]}" --data "$data/test" \
       --out "$exp/$system/decode_test" --lm-weight-from "$exp/$system/decode_dev/results.json" --jobs "$decode_jobs"
   fi
 }
@@ -107,7 +110,7 @@ fi
 if run_stage 7; then
   echo "stage 7: DNN depth sweep (depth=$dnn_depths) on the tri1 alignments"
   # shellcheck disable=SC2086  # dnn_overrides is a list of Hydra overrides
-  python -m asr.train -m corpus=an4 corpus.gmm=tri1 "corpus.data_dir=$data" "exp_root=$(dirname "$exp")" \
+  python -m asr.train -m "skip_bad=$skip_bad" corpus=an4 corpus.gmm=tri1 "corpus.data_dir=$data" "exp_root=$(dirname "$exp")" \
     prepare=false trainer.progress=log "depth=$dnn_depths" $dnn_overrides
 fi
 
@@ -134,10 +137,10 @@ fi
 if run_stage 12; then
   echo "stage 12: tri3b graph and two-pass fMLLR decoding"
   python -m asr.graph.mkgraph --lang "$data/lang_test_tg" --model "$exp/tri3b" --out "$exp/tri3b/graph_tg"
-  python -m asr.decode.decode_fmllr --graph "$exp/tri3b/graph_tg" --model "$exp/tri3b" --data "$data/dev" \
+  python -m asr.decode.decode_fmllr --graph "$exp/tri3b/graph_tg" --model "$exp/tri3b" "${skip_missing_opts[@]}" --data "$data/dev" \
     --out "$exp/tri3b/decode_dev" --lm-weights "$lm_weights" --jobs "$decode_jobs"
   if [ -d "$data/test" ]; then
-    python -m asr.decode.decode_fmllr --graph "$exp/tri3b/graph_tg" --model "$exp/tri3b" --data "$data/test" \
+    python -m asr.decode.decode_fmllr --graph "$exp/tri3b/graph_tg" --model "$exp/tri3b" "${skip_missing_opts[@]}" --data "$data/test" \
       --out "$exp/tri3b/decode_test" --lm-weight-from "$exp/tri3b/decode_dev/results.json" --jobs "$decode_jobs"
   fi
 fi
@@ -156,7 +159,7 @@ fi
 if run_stage 14; then
   echo "stage 14: DNN on fMLLR features (depth=$fmllr_dnn_depths), tri3b senones"
   # shellcheck disable=SC2086  # dnn_overrides is a list of Hydra overrides
-  python -m asr.train -m corpus=an4 "corpus.data_dir=$data" "exp_root=$(dirname "$exp")" prepare=false \
+  python -m asr.train -m "skip_bad=$skip_bad" corpus=an4 "corpus.data_dir=$data" "exp_root=$(dirname "$exp")" prepare=false \
     corpus.gmm=tri3b data.feature_type=fmllr data.left_context=5 data.right_context=5 \
     'name=${model.name}_d${model.depth}_w${model.width}_fmllr' decode.bundle=false decode.lm_weights=7:13 \
     trainer.progress=log "depth=$fmllr_dnn_depths" $dnn_overrides

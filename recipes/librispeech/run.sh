@@ -4,6 +4,8 @@
 #
 #   bash recipes/librispeech/run.sh [--stage N] [--stop-stage M] [--corpus DIR] [--download true] [--jobs 2]
 #                                   [--lexicon auto|cmudict|FILE] [--lm-arpa FILE]
+#   --skip-bad true: unreadable audio is left out (listed and counted by feature extraction, scored as
+#   deletions and listed in results.json by decoding) instead of stopping the recipe
 #
 # Stages:
 #   0  data dirs: data/librispeech/{train_clean_5,dev_clean_2}; with --download true, first fetch what is
@@ -34,6 +36,7 @@ lexicon=auto
 lm_arpa=""
 jobs=$(nproc)
 decode_jobs=2
+skip_bad=false
 lm_weights=7:17
 data=data/librispeech
 exp=exp/librispeech
@@ -82,8 +85,8 @@ fi
 if run_stage 2; then
   echo "stage 2: features for: $train $dev"
   for set in $train $dev; do
-    python -m asr.features.compute --data "$data/$set" --type fbank --cmvn speaker --jobs "$jobs"
-    python -m asr.features.compute --data "$data/$set" --type mfcc --cmvn speaker --jobs "$jobs"
+    python -m asr.features.compute --data "$data/$set" --type fbank --cmvn speaker --jobs "$jobs" "${skip_bad_opts[@]}"
+    python -m asr.features.compute --data "$data/$set" --type mfcc --cmvn speaker --jobs "$jobs" "${skip_bad_opts[@]}"
   done
 fi
 
@@ -91,7 +94,7 @@ fi
 graph_and_decode() {
   local system=$1
   python -m asr.graph.mkgraph --lang "$data/lang_test_tgsmall" --model "$exp/$system" --out "$exp/$system/graph_tgsmall"
-  python -m asr.decode.decode_dir --graph "$exp/$system/graph_tgsmall" --model "$exp/$system" --data "$data/$dev" \
+  python -m asr.decode.decode_dir --graph "$exp/$system/graph_tgsmall" --model "$exp/$system" "${skip_missing_opts[@]}" --data "$data/$dev" \
     --out "$exp/$system/decode_$dev" --lm-weights "$lm_weights" --jobs "$decode_jobs"
 }
 
@@ -119,7 +122,7 @@ if run_stage 7; then
   echo "stage 7: DNN depth sweep (depth=$dnn_depths) on the tri1 alignments"
   # gmm_dir and the sweep dir from --exp (exp_root alone would mean <dirname of --exp>/librispeech)
   # shellcheck disable=SC2086  # dnn_overrides is a list of Hydra overrides
-  python -m asr.train -m corpus=librispeech "corpus.data_dir=$data" "exp_root=$(dirname "$exp")" "gmm_dir=$exp/tri1" \
+  python -m asr.train -m "skip_bad=$skip_bad" corpus=librispeech "corpus.data_dir=$data" "exp_root=$(dirname "$exp")" "gmm_dir=$exp/tri1" \
     "hydra.sweep.dir=$exp/dnn" "decode.lm_weights=$lm_weights" prepare=false \
     trainer.progress=log "decode.sets=[$dev]" "depth=$dnn_depths" $dnn_overrides
 fi

@@ -2,6 +2,8 @@
 # Recipe for the embedded synthetic corpus (espeak-ng voices, made offline; see asr/data/corpora/synth.py).
 #
 #   bash recipes/synth/run.sh [--stage N] [--stop-stage M] [--minutes 40] [--seed 0] [--jobs 2]
+#   --skip-bad true: unreadable audio is left out (listed and counted by feature extraction, scored as
+#   deletions and listed in results.json by decoding) instead of stopping the recipe
 #
 # Stages:
 #   0  make the corpus and its data dirs:       data/synth/{train,dev,test}
@@ -26,6 +28,7 @@ minutes=40
 seed=0
 jobs=$(nproc)
 decode_jobs=2
+skip_bad=false
 lm_weights=7:17
 data=data/synth
 exp=exp/synth
@@ -51,8 +54,8 @@ fi
 if run_stage 2; then
   echo "stage 2: features"
   for set in train dev test; do
-    python -m asr.features.compute --data "$data/$set" --type fbank --cmvn speaker --jobs "$jobs"
-    python -m asr.features.compute --data "$data/$set" --type mfcc --cmvn speaker --jobs "$jobs"
+    python -m asr.features.compute --data "$data/$set" --type fbank --cmvn speaker --jobs "$jobs" "${skip_bad_opts[@]}"
+    python -m asr.features.compute --data "$data/$set" --type mfcc --cmvn speaker --jobs "$jobs" "${skip_bad_opts[@]}"
   done
 fi
 
@@ -60,9 +63,9 @@ fi
 graph_and_decode() {
   local system=$1
   python -m asr.graph.mkgraph --lang "$data/lang_test_tg" --model "$exp/$system" --out "$exp/$system/graph_tg"
-  python -m asr.decode.decode_dir --graph "$exp/$system/graph_tg" --model "$exp/$system" --data "$data/dev" \
+  python -m asr.decode.decode_dir --graph "$exp/$system/graph_tg" --model "$exp/$system" "${skip_missing_opts[@]}" --data "$data/dev" \
     --out "$exp/$system/decode_dev" --lm-weights "$lm_weights" --jobs "$decode_jobs"
-  python -m asr.decode.decode_dir --graph "$exp/$system/graph_tg" --model "$exp/$system" --data "$data/test" \
+  python -m asr.decode.decode_dir --graph "$exp/$system/graph_tg" --model "$exp/$system" "${skip_missing_opts[@]}" --data "$data/test" \
     --out "$exp/$system/decode_test" --lm-weight-from "$exp/$system/decode_dev/results.json" --jobs "$decode_jobs"
 }
 
@@ -89,7 +92,7 @@ fi
 if run_stage 7; then
   echo "stage 7: DNN depth sweep (depth=$dnn_depths) on the tri1 alignments"
   # shellcheck disable=SC2086  # dnn_overrides is a list of Hydra overrides
-  python -m asr.train -m corpus=synth "corpus.data_dir=$data" "exp_root=$(dirname "$exp")" prepare=false \
+  python -m asr.train -m "skip_bad=$skip_bad" corpus=synth "corpus.data_dir=$data" "exp_root=$(dirname "$exp")" prepare=false \
     trainer.progress=log "depth=$dnn_depths" $dnn_overrides
 fi
 

@@ -4,6 +4,8 @@
 # 24-speaker core test set, tuned on the 50-speaker dev set (local/*_speakers.txt, local/phones.61-48-39.map).
 #
 #   bash recipes/timit/run.sh [--stage N] [--stop-stage M] [--corpus DIR] [--jobs 2]
+#   --skip-bad true: unreadable audio is left out (listed and counted by feature extraction, scored as
+#   deletions and listed in results.json by decoding) instead of stopping the recipe
 #
 # Stages:
 #   0  data dirs, SA sentences excluded, text = the .PHN phones folded to the 39 classes:
@@ -32,6 +34,7 @@ dev_list=recipes/timit/local/dev_speakers.txt
 test_list=recipes/timit/local/core_test_speakers.txt
 jobs=$(nproc)
 decode_jobs=2
+skip_bad=false
 lm_weights=1:10
 data=data/timit
 exp=exp/timit
@@ -60,8 +63,8 @@ fi
 if run_stage 2; then
   echo "stage 2: features"
   for set in train dev test; do
-    python -m asr.features.compute --data "$data/$set" --type fbank --cmvn speaker --jobs "$jobs"
-    python -m asr.features.compute --data "$data/$set" --type mfcc --cmvn speaker --jobs "$jobs"
+    python -m asr.features.compute --data "$data/$set" --type fbank --cmvn speaker --jobs "$jobs" "${skip_bad_opts[@]}"
+    python -m asr.features.compute --data "$data/$set" --type mfcc --cmvn speaker --jobs "$jobs" "${skip_bad_opts[@]}"
   done
 fi
 
@@ -69,9 +72,9 @@ fi
 graph_and_decode() {
   local system=$1
   python -m asr.graph.mkgraph --lang "$data/lang_test_bg" --model "$exp/$system" --out "$exp/$system/graph_bg"
-  python -m asr.decode.decode_dir --graph "$exp/$system/graph_bg" --model "$exp/$system" --data "$data/dev" \
+  python -m asr.decode.decode_dir --graph "$exp/$system/graph_bg" --model "$exp/$system" "${skip_missing_opts[@]}" --data "$data/dev" \
     --out "$exp/$system/decode_dev" --lm-weights "$lm_weights" --jobs "$decode_jobs"
-  python -m asr.decode.decode_dir --graph "$exp/$system/graph_bg" --model "$exp/$system" --data "$data/test" \
+  python -m asr.decode.decode_dir --graph "$exp/$system/graph_bg" --model "$exp/$system" "${skip_missing_opts[@]}" --data "$data/test" \
     --out "$exp/$system/decode_test" --lm-weight-from "$exp/$system/decode_dev/results.json" --jobs "$decode_jobs"
   print_per "$exp/$system"
 }
@@ -108,7 +111,7 @@ if run_stage 7; then
   echo "stage 7: DNN depth sweep (depth=$dnn_depths) on the tri1 alignments"
   # gmm_dir and the sweep dir from --exp (exp_root alone would mean <dirname of --exp>/timit)
   # shellcheck disable=SC2086  # dnn_overrides is a list of Hydra overrides
-  python -m asr.train -m corpus=timit "corpus.data_dir=$data" "exp_root=$(dirname "$exp")" "gmm_dir=$exp/tri1" \
+  python -m asr.train -m "skip_bad=$skip_bad" corpus=timit "corpus.data_dir=$data" "exp_root=$(dirname "$exp")" "gmm_dir=$exp/tri1" \
     "hydra.sweep.dir=$exp/dnn" "decode.lm_weights=$lm_weights" prepare=false \
     trainer.progress=log "depth=$dnn_depths" $dnn_overrides
 fi

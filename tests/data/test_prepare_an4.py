@@ -162,3 +162,22 @@ def test_bad_dev_speaker(an4_root: Path, tmp_path: Path):
 def test_missing_corpus_says_what_to_download(tmp_path: Path):
     with pytest.raises(InputError, match=r"http://www\.speech\.cs\.cmu\.edu/databases/an4/"):
         prepare_an4(tmp_path / "an4", tmp_path / "out")
+
+
+def test_unreadable_audio_header_stops_or_is_kept_with_skip_bad(an4_root: Path, tmp_path: Path, caplog):
+    """A truncated test wav: an InputError naming the fileids line; with ``skip_bad`` the utterance stays in the
+    data dir (feature extraction --skip-bad leaves it out and lists it), a warning names it, no utt2dur."""
+    root = _fake_test_part(an4_root, tmp_path)
+    bad = root / "wav/an4test_clstk/fash/an255-fash-t.wav"
+    data = bad.read_bytes()
+    bad.unlink()
+    bad.write_bytes(data[:30])
+    with pytest.raises(InputError, match="cannot read audio header") as err:
+        prepare_an4(root, tmp_path / "out")
+    assert (err.value.path, err.value.line) == (str(root / "etc" / "an4_test.fileids"), 3)
+    caplog.set_level("WARNING", logger="asr.data.corpora.an4")
+    sets = prepare_an4(root, tmp_path / "out", skip_bad=True)
+    test = read_data_dir(sets["test"])
+    assert "fash-an255-t" in test.wav_scp and test.utt2dur is None and not (sets["test"] / "utt2dur").exists()
+    assert "an255-fash-t.wav" in caplog.text and "--skip-bad" in caplog.text
+    assert read_data_dir(sets["train"]).utt2dur is not None  # the other sets keep their durations

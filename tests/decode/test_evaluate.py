@@ -68,3 +68,33 @@ def test_a_speaker_adapted_baseline_without_decodes_names_the_two_pass_command(y
     options = EvaluationOptions(sets=["test"], tune_set=None, jobs=1)
     with pytest.raises(ConfigError, match="speaker-adapted \\(fmllr\\) model: decode .* asr.decode.decode_fmllr"):
         decode_sets(model_dir / "graph", model_dir, yesno_recipe.data, options)
+
+
+def test_skip_missing_decodes_a_set_with_skipped_utterances(yesno_recipe, tmp_path):
+    """A test set whose archive lacks two utterances (the feature extractor skipped their audio): refused by
+    default naming --skip-missing, decoded with ``skip_missing`` (the config's ``decode.skip_missing``, set by
+    ``skip_bad=true``) with the two scored as deletions and listed."""
+    from asr.errors import InputError
+    from asr.features.archive import ArchiveWriter, FeatureArchive
+
+    data = tmp_path / "data"
+    shutil.copytree(yesno_recipe.data / "test", data / "test")
+    with FeatureArchive(yesno_recipe.data / "test" / "mfcc.h5") as archive:
+        keep = archive.utt_ids[2:]
+        attrs = dict(archive.attrs)
+        with ArchiveWriter(data / "test" / "mfcc.h5", archive.dim, attrs) as writer:
+            for utt in keep:
+                writer.append(utt, archive.read(utt))
+            writer.set_skipped(archive.utt_ids[:2])
+        skipped = archive.utt_ids[:2]
+    model_dir = tmp_path / "mono"
+    shutil.copytree(yesno_recipe.exp / "mono", model_dir, ignore=shutil.ignore_patterns("decode_*"))
+    options = parse_evaluation_options({"sets": ["test"], "tune_set": None, "jobs": 1})
+    with pytest.raises(InputError, match="--skip-missing"):
+        decode_sets(model_dir / "graph", model_dir, data, options)
+    options = parse_evaluation_options({"sets": ["test"], "tune_set": None, "jobs": 1, "skip_missing": True})
+    results = decode_sets(model_dir / "graph", model_dir, data, options)["test"]
+    assert results["skipped_bad_audio"] == skipped and results["num_skipped_bad_audio"] == 2
+    assert results["utts"] == 29
+    with pytest.raises(ConfigError, match="skip_missing must be true or false"):
+        parse_evaluation_options({"skip_missing": "yes"})

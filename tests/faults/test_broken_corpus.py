@@ -99,3 +99,40 @@ def test_pipeline_finishes_and_reports_skipped_utterances(yesno_recipe, tmp_path
     assert sorted(ln.split()[0] for ln in (out / "hyp.txt").read_text().splitlines()) == sorted(
         set(read_table(test / "text")) - set(bad_test)
     )
+
+
+def test_recipe_with_skip_bad_finishes_on_a_broken_corpus(yesno_root, tmp_path):
+    """``recipes/yesno/run.sh --skip-bad true`` on a copy of the corpus with two broken wavs (one in train, one in
+    test) runs every stage; without it the recipe stops at feature extraction naming the bad file."""
+    import os
+    import subprocess
+
+    corpus = tmp_path / "yesno"
+    shutil.copytree(yesno_root, corpus)
+    waves = sorted((corpus / "waves_yesno").glob("*.wav"))
+    bad_train, bad_test = waves[2], waves[-3]  # Kaldi's split: first half of the listing is train
+    bad_train.write_bytes(bad_train.read_bytes()[:30])  # a truncated header
+    bad_test.write_bytes(b"\x00\x01garbage, not RIFF" * 50)
+    env = {**os.environ, "PATH": f"{Path(PY).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    repo = Path(__file__).resolve().parents[2]
+
+    def recipe(out: Path, *options: str) -> subprocess.CompletedProcess:
+        cmd = ["bash", str(repo / "recipes/yesno/run.sh"), "--corpus", str(corpus), "--data", str(out / "data"),
+               "--exp", str(out / "exp"), "--jobs", "1", *options]  # fmt: skip
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, cwd=repo)
+
+    strict = recipe(tmp_path / "strict")  # stops at stage 0 (data prep reads the headers), naming the file
+    assert strict.returncode != 0
+    assert f"error: {bad_train}: cannot read audio header" in strict.stderr and "Traceback" not in strict.stderr
+
+    run = recipe(tmp_path / "skip", "--skip-bad", "true")
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-4000:]
+    assert f"skipped 1 utterance(s) with bad audio: yesno-{bad_train.stem}" in output
+    assert f"skipped 1 utterance(s) with bad audio: yesno-{bad_test.stem}" in output
+    results = json.loads((tmp_path / "skip/exp/mono/decode_test/results.json").read_text())
+    assert results["skipped_bad_audio"] == [f"yesno-{bad_test.stem}"] and results["num_skipped_bad_audio"] == 1
+    assert results["utts"] == 29  # scored, as deletions
+
+    bad_option = recipe(tmp_path / "bad_option", "--skip-bad", "yes", "--stage", "2")
+    assert bad_option.returncode != 0 and "--skip-bad takes true or false" in bad_option.stderr

@@ -74,7 +74,7 @@ class An4Utterance:
     speaker: str
     words: str
     audio: Path
-    seconds: float
+    seconds: float | None  # None: the audio header could not be read (kept with skip_bad)
 
 
 def make_utt_id(speaker: str, original_id: str) -> str:
@@ -120,8 +120,11 @@ def _find_audio(base: Path) -> Path | None:
     return None
 
 
-def read_an4_part(root: Path, part: str, fillers: set[str]) -> list[An4Utterance]:
+def read_an4_part(root: Path, part: str, fillers: set[str], skip_bad: bool = False) -> list[An4Utterance]:
     """Read one part (``"train"`` or ``"test"``) from ``etc/an4_<part>.{fileids,transcription}`` and the audio.
+
+    With ``skip_bad`` an audio file whose header cannot be read is kept (``seconds`` None, a warning names it):
+    feature extraction with ``--skip-bad`` leaves it out and lists it, decoding scores it as deletions.
 
     Returns the utterances in fileids order. Raises InputError (file and line) for a malformed transcription
     line, an id in one file but not the other, a repeated id, a transcript left empty once fillers are
@@ -172,16 +175,23 @@ def read_an4_part(root: Path, part: str, fillers: set[str]) -> list[An4Utterance
             raise InputError(
                 f"audio not found: {root / 'wav' / fileid}{{{','.join(AUDIO_EXTENSIONS)}}}", fileids_path, number
             )
+        seconds: float | None = None
+        error: InputError | None = None
         try:
             info = soundfile.info(str(audio))
         except (soundfile.LibsndfileError, RuntimeError, OSError) as e:
-            raise InputError(f"cannot read audio header of {audio}: {e}", fileids_path, number) from e
-        if info.frames <= 0:
-            raise InputError(f"audio file {audio} holds no samples", fileids_path, number)
+            error = InputError(f"cannot read audio header of {audio}: {e}", fileids_path, number)
+        else:
+            if info.frames <= 0:
+                error = InputError(f"audio file {audio} holds no samples", fileids_path, number)
+            seconds = info.frames / info.samplerate
+        if error is not None:
+            if not skip_bad:
+                raise error
+            log.warning("%s (kept: --skip-bad leaves it out at feature extraction)", error)
+            seconds = None
         words = transcripts[original][1]
-        utterances.append(
-            An4Utterance(utt_id, speaker, words, Path(os.path.abspath(audio)), info.frames / info.samplerate)
-        )
+        utterances.append(An4Utterance(utt_id, speaker, words, Path(os.path.abspath(audio)), seconds))
     for original, (number, _) in transcripts.items():
         if original not in originals:
             raise InputError(f"utterance {original!r} is not in {fileids_path}", trans_path, number)
@@ -202,7 +212,8 @@ def _data_dir(utterances: Iterable[An4Utterance]) -> DataDir:
         text={u.utt_id: u.words for u in utterances},
         utt2spk={u.utt_id: u.speaker for u in utterances},
         spk2gender=spk2gender,
-        utt2dur={u.utt_id: u.seconds for u in utterances},
+        # no utt2dur when some header was unreadable (skip_bad): it must cover every utterance
+        utt2dur=None if any(u.seconds is None for u in utterances) else {u.utt_id: u.seconds for u in utterances},
     )
 
 
@@ -210,7 +221,8 @@ def _write_set(data: DataDir, path: Path) -> Path:
     if data.spk2gender is None and (path / "spk2gender").exists():
         (path / "spk2gender").unlink()  # stale from an earlier run
     write_data_dir(data, path)
-    log.info("%s", validate_data_dir(path))
+    # audio headers are read unless some were unreadable and kept (skip_bad): then feature extraction checks
+    log.info("%s", validate_data_dir(path, check_audio=data.utt2dur is not None))
     return path
 
 
@@ -226,13 +238,17 @@ def _copy_local_files(root: Path, local: Path) -> None:
     log.info("copied %s to %s", ", ".join(names), local)
 
 
-def prepare_an4(root: Path, out: Path, dev_speakers: Iterable[str] = DEFAULT_DEV_SPEAKERS) -> dict[str, Path]:
+def prepare_an4(
+    root: Path, out: Path, dev_speakers: Iterable[str] = DEFAULT_DEV_SPEAKERS, skip_bad: bool = False
+) -> dict[str, Path]:
     """Write AN4 as data directories ``train``, ``dev``, ``train_all`` and (when present) ``test`` under ``out``.
 
     Args:
         root: the corpus folder (holds ``etc/`` and ``wav/``, see the module docstring).
         out: where to write (e.g. ``data/an4``); ``out/local/`` receives the dictionary and filler files.
         dev_speakers: training-part speakers held out as the dev set.
+        skip_bad: keep utterances whose audio header cannot be read (a warning names each; no ``utt2dur``)
+            instead of stopping; ``compute --skip-bad`` then leaves them out and lists them.
 
     Returns:
         ``{set name: data dir}`` for the sets written, each validated (audio headers read).
@@ -248,7 +264,7 @@ def prepare_an4(root: Path, out: Path, dev_speakers: Iterable[str] = DEFAULT_DEV
             "an4", root, expected="etc/an4_train.transcription", homepage=HOMEPAGE, archive_url=ARCHIVE_URL
         )
     fillers = read_fillers(root / "etc" / "an4.filler") if (root / "etc" / "an4.filler").is_file() else SENTENCE_MARKS
-    train_all = read_an4_part(root, "train", set(fillers))
+    train_all = read_an4_part(root, "train", set(fillers), skip_bad)
     speakers = {u.speaker for u in train_all}
     dev = set(dev_speakers)
     unknown = sorted(dev - speakers)
@@ -268,7 +284,7 @@ def prepare_an4(root: Path, out: Path, dev_speakers: Iterable[str] = DEFAULT_DEV
     ]
     present = [p.exists() for p in test_files]
     if all(present):
-        sets["test"] = read_an4_part(root, "test", set(fillers))
+        sets["test"] = read_an4_part(root, "test", set(fillers), skip_bad)
     elif any(present):
         missing = ", ".join(str(p) for p, here in zip(test_files, present) if not here)
         raise InputError(f"the AN4 test part is only partly present: missing {missing}", root)

@@ -58,15 +58,18 @@ def transcript_from_name(name: str, where: str | Path | None = None) -> str:
     return " ".join("YES" if bit == "1" else "NO" for bit in name[: -len(".wav")].split("_"))
 
 
-def prepare_yesno(root: Path, out: Path) -> dict[str, Path]:
+def prepare_yesno(root: Path, out: Path, skip_bad: bool = False) -> dict[str, Path]:
     """Write the yes/no corpus as data directories ``out/train`` (31 files) and ``out/test`` (29 files).
 
     Args:
         root: the corpus folder: holds ``waves_yesno/`` (or is that folder itself).
         out: where to write (e.g. ``data/yesno``).
+        skip_bad: keep files whose audio header cannot be read (a warning names each; no ``utt2dur``) instead
+            of stopping; ``compute --skip-bad`` then leaves them out and lists them.
 
     Returns:
-        ``{"train": out/"train", "test": out/"test"}``, both validated (audio headers read).
+        ``{"train": out/"train", "test": out/"test"}``, both validated (audio headers read unless some were
+        unreadable and kept).
 
     Raises:
         InputError: the corpus is missing (the message says what to download), a ``.wav`` whose name is not
@@ -91,6 +94,7 @@ def prepare_yesno(root: Path, out: Path) -> dict[str, Path]:
     result: dict[str, Path] = {}
     for set_name, set_names in splits.items():
         wav_scp, text, utt2spk, utt2dur = {}, {}, {}, {}
+        bad: list[str] = []
         for name in set_names:
             utt = f"{SPEAKER}-{name[: -len('.wav')]}"
             wav_scp[utt] = str(waves / name)
@@ -99,9 +103,15 @@ def prepare_yesno(root: Path, out: Path) -> dict[str, Path]:
             try:
                 info = soundfile.info(str(waves / name))
             except (soundfile.LibsndfileError, RuntimeError, OSError) as e:
-                raise InputError(f"cannot read audio header: {e}", waves / name) from e
+                error = InputError(f"cannot read audio header: {e}", waves / name)
+                if not skip_bad:
+                    raise error from e
+                log.warning("%s (kept: --skip-bad leaves it out at feature extraction)", error)
+                bad.append(utt)
+                continue
             utt2dur[utt] = info.frames / info.samplerate
-        data = DataDir(wav_scp, text, utt2spk, spk2gender={SPEAKER: "m"}, utt2dur=utt2dur)
+        # no utt2dur when some header was unreadable: it must cover every utterance
+        data = DataDir(wav_scp, text, utt2spk, spk2gender={SPEAKER: "m"}, utt2dur=None if bad else utt2dur)
         result[set_name] = write_data_dir(data, out / set_name)
-        log.info("%s", validate_data_dir(out / set_name))
+        log.info("%s", validate_data_dir(out / set_name, check_audio=not bad))
     return result
