@@ -324,6 +324,7 @@ def decode_data_dir(
     system: str | None = None,
     model: AcousticModel | None = None,
     likelihood_threads: int = DEFAULT_LIKELIHOOD_THREADS,
+    resumable: bool | None = None,
 ) -> dict:
     """Decode every utterance of ``data_dir``, score, and write the outputs of the module docstring.
 
@@ -342,6 +343,9 @@ def decode_data_dir(
             the model's ``name``).
         model: an already loaded acoustic model (default: :func:`load_acoustic_model` of ``model_dir``).
         likelihood_threads: torch threads for the likelihoods (restored afterwards).
+        resumable: keep the per-utterance journal (:mod:`asr.decode.journal`) so that a killed decode resumes;
+            default: when the model is ``model_dir``'s own (``model`` None). Pass True with a ``model`` that
+            is ``model_dir`` loaded as is (not adapted or changed in memory).
 
     Returns:
         The results.json dict of the selected weight.
@@ -354,7 +358,8 @@ def decode_data_dir(
     out_dir = Path(out_dir)
     data_path = Path(data_dir)
     graph = open_graph_dir(graph_dir)
-    use_journal = model is None  # resumable when the model is the model dir's (not an object handed in)
+    # resumable when the model is the model dir's (not an object changed in memory, e.g. fMLLR-adapted)
+    use_journal = (model is None) if resumable is None else (resumable and model_dir is not None)
     if model is None:
         if model_dir is None:
             raise ConfigError("give model_dir or model")

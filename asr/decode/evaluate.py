@@ -145,7 +145,7 @@ def decode_sets(
         results = decode_data_dir(
             graph_dir, model_dir, data_dir, out_dir,
             lm_weights=weights, lm_weight_source=source, decoder_options=decoder_options, jobs=options.jobs,
-            corpus=corpus, set_name=set_name, model=model, skip_missing=options.skip_missing,
+            corpus=corpus, set_name=set_name, model=model, skip_missing=options.skip_missing, resumable=True,
         )  # fmt: skip
         logger.info("%s", wer_line(results, out_dir))
         out[set_name] = results

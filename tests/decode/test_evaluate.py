@@ -98,3 +98,46 @@ def test_skip_missing_decodes_a_set_with_skipped_utterances(yesno_recipe, tmp_pa
     assert results["utts"] == 29
     with pytest.raises(ConfigError, match="skip_missing must be true or false"):
         parse_evaluation_options({"skip_missing": "yes"})
+
+
+def test_a_killed_set_decode_resumes_from_its_journal(yesno_recipe, tmp_path, caplog):
+    """asr.train's evaluation (decode_sets, which hands a loaded model to decode_data_dir) keeps the decoding
+    journal: a decode that died after some utterances is resumed, and the results equal an uninterrupted run's."""
+    from asr.decode.acoustic_model import load_acoustic_model
+    from asr.decode.decode_dir import decode_data_dir
+    from asr.decode.decoder import DecoderOptions
+
+    model_dir = tmp_path / "mono"
+    shutil.copytree(yesno_recipe.exp / "mono", model_dir, ignore=shutil.ignore_patterns("decode_*"))
+    options = EvaluationOptions(sets=["test"], tune_set=None, lm_weight=10, jobs=1)
+    reference = decode_sets(model_dir / "graph", model_dir, yesno_recipe.data, options, force=True)["test"]
+    (model_dir / "decode_test" / "results.json").unlink()
+
+    class DiesAfter:  # the model dir's own model, failing like a killed process after 7 utterances
+        def __init__(self, model, n):
+            self.model, self.n = model, n
+
+        def __getattr__(self, name):
+            return getattr(self.model, name)
+
+        def log_likelihoods(self, feats):
+            if self.n == 0:
+                raise RuntimeError("died")
+            self.n -= 1
+            return self.model.log_likelihoods(feats)
+
+    dying = DiesAfter(load_acoustic_model(model_dir), 7)
+    with pytest.raises(RuntimeError, match="died"):
+        decode_data_dir(model_dir / "graph", model_dir, yesno_recipe.data / "test", model_dir / "decode_test",
+                        lm_weights=[10.0], decoder_options=DecoderOptions(beam=options.beam,
+                        max_active=options.max_active), jobs=1, model=dying, resumable=True)  # fmt: skip
+    assert (model_dir / "decode_test" / ".decode_journal.jsonl").is_file()
+    caplog.set_level("INFO", logger="asr.decode.journal")
+    resumed = decode_sets(model_dir / "graph", model_dir, yesno_recipe.data, options)["test"]
+    assert "resuming the decode: 7 utterances already decoded" in caplog.text
+    assert not (model_dir / "decode_test" / ".decode_journal.jsonl").exists()
+    for key in ("wer", "ins", "del", "sub", "utts", "words"):
+        assert resumed[key] == reference[key]
+    assert (model_dir / "decode_test" / "hyp.txt").read_text() == (
+        yesno_recipe.exp / "mono/decode_test/hyp.txt"
+    ).read_text()
