@@ -5,6 +5,7 @@ Command line::
     python -m asr.features.compute --data data/an4/train --type fbank|mfcc [--cmvn speaker|utterance|none]
         [--norm-vars] [--delta-order 0] [--jobs N] [--backend knf|torchaudio --device cuda]
         [--skip-bad] [--compression gzip|lzf] [--force] [--out data/an4/train/fbank.h5]
+        [--part-frames 500000] [--part-seconds 60]
 
 Utterances are read and extracted in parallel worker processes (``--jobs``, all cores by default) and
 written in utterance order by the main process, which also applies CMVN: per speaker by default (a
@@ -12,6 +13,21 @@ speaker's utterances are contiguous because utterance ids start with the speaker
 none. The archive is written under a temporary name and renamed when complete, so an interrupted run
 leaves no archive behind. An existing complete archive made from the same data dir content with the same
 options is kept (a log line says so); ``--force`` recomputes it.
+
+Resuming: while it runs, the main process also saves the utterances done so far as *parts*,
+``.<archive name>.parts/part-00000.h5``, ``part-00001.h5``, ... beside the archive: small archives, each written
+atomically, holding the extracted features (before CMVN and deltas) of the utterances since the previous part,
+those skipped (with their errors) and the audio samples read, with the archive's attributes as a key. A part is
+saved every ``--part-frames`` frames (default 500000, about 1.4 h of audio; 0 = no parts) or ``--part-seconds`` of
+wall time (default 60), whichever comes first, and when bad audio stops the run. A run started again (without
+``--force``, the archive not up to date) replays the parts in order, so CMVN and deltas are computed as if it had
+never stopped, and extracts only the remaining utterances ("resuming <archive> from N part(s): U utterances
+done"); the archive equals, dataset by dataset and attribute by attribute, that of an uninterrupted run. A part
+made from other data or options, a corrupt one, or one after a gap ends the reuse: it and the later ones are
+deleted (logged) and redone. The parts directory is deleted once the archive is in place (and by ``--force``).
+A part that cannot be written (a full disk) is logged and the run goes on without parts.
+With ``--backend torchaudio`` the remaining utterances are batched differently from an uninterrupted run, which
+may change the last bits of their features.
 
 Bad audio (missing, unreadable, empty, shorter than one window) stops the run with an
 :class:`~asr.errors.InputError` naming the wav.scp entry, or with ``--skip-bad`` the utterance is left
@@ -21,13 +37,17 @@ out, logged, counted (attribute ``num_skipped``) and listed (dataset ``/skipped_
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
+import itertools
+import json
 import logging
 import multiprocessing
 import os
+import shutil
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
@@ -36,9 +56,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from asr.atomic import write_failure_errno
 from asr.data.audio import read_audio
 from asr.data.datadir import DataDir, read_data_dir
-from asr.errors import AsrError, ConfigError, InputError
+from asr.errors import AsrError, ConfigError, InputError, WriteError
 from asr.features.archive import COMPRESSIONS, ArchiveWriter, FeatureArchive, base_attrs
 from asr.features.cmvn import CMVN_KINDS, apply_cmvn, check_cmvn_kind, cmvn_groups, cmvn_stats
 from asr.features.deltas import add_deltas
@@ -212,6 +233,212 @@ def _existing_archive_matches(out: Path, attrs: dict) -> tuple[bool, str]:
         return False, f"the existing file is not a valid archive ({e.message})"
 
 
+# -- parts: what a killed run had done ------------------------------------------------------------------
+
+PART_FRAMES = 500_000  # default frames per part (about 1.4 h of audio at 100 frames/s)
+PART_SECONDS = 60.0  # default wall time between parts
+
+
+def parts_dir(out: str | os.PathLike) -> Path:
+    """The directory holding the parts of the archive ``out`` while it is written: ``.<name>.parts`` beside it."""
+    out = Path(out)
+    return out.with_name(f".{out.name}.parts")
+
+
+def _part_path(directory: Path, index: int) -> Path:
+    return directory / f"part-{index:05d}.h5"
+
+
+class _BadPart(Exception):
+    """A part that cannot be reused (the message says why)."""
+
+
+class _PartDiscarded(Exception):
+    """Thrown into an unfinished part's writer to delete its temporary file."""
+
+
+class _PartWriter:
+    """Saves the utterances processed since the previous part (features before CMVN and deltas, skipped ones
+    with their errors, audio samples read) as the next part, every ``part_frames`` frames or ``part_seconds``
+    of wall time; ``part_frames`` 0 saves nothing. A part that cannot be written (a full disk) is logged and the
+    run goes on without parts: they only save time."""
+
+    def __init__(
+        self, directory: Path, dim: int, attrs: Mapping, index: int, first: int, part_frames: int, part_seconds: float
+    ):
+        self.directory = directory
+        self.dim = dim
+        self.attrs = dict(attrs)
+        self.index = index
+        self.first = first
+        self.part_frames = part_frames
+        self.part_seconds = part_seconds
+        self._writer: ArchiveWriter | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self._skipped: list[tuple[str, InputError]] = []
+        self._covered = 0
+        self._samples = 0
+        self._since: float | None = None
+
+    def _open(self) -> ArchiveWriter:
+        if self._writer is None:
+            attrs = dict(self.attrs, part_index=self.index, part_first=self.first)
+            writer = ArchiveWriter(_part_path(self.directory, self.index), self.dim, attrs)
+            self._writer = writer.__enter__()
+        return self._writer
+
+    def add(self, utt: str, feats: np.ndarray | None, error: InputError | None, num_samples: int) -> None:
+        """Record one utterance (its features, or the error it was skipped for); saves a part when it is due."""
+        if self.part_frames <= 0:
+            return
+        try:
+            self._add(utt, feats, error, num_samples)
+        except (WriteError, OSError, RuntimeError) as e:
+            if not isinstance(e, WriteError) and not write_failure_errno(e)[0]:
+                raise
+            log.warning("cannot save part %d in %s (%s); going on without parts", self.index, self.directory, e)
+            self.discard()
+            self.part_frames = 0
+
+    def _add(self, utt: str, feats: np.ndarray | None, error: InputError | None, num_samples: int) -> None:
+        if self._since is None:
+            self._since = time.monotonic()
+        if error is not None:
+            self._skipped.append((utt, error))
+        else:
+            self._open().append(utt, feats)
+        self._covered += 1
+        self._samples += int(num_samples)
+        frames = self._writer.num_frames if self._writer is not None else 0
+        if frames >= self.part_frames or (
+            self.part_seconds > 0 and time.monotonic() - self._since >= self.part_seconds
+        ):
+            self.save()
+
+    def save(self) -> None:
+        """Save the utterances recorded since the previous part (if any) as the next part."""
+        if self._covered == 0:
+            return
+        writer = self._open()
+        self._writer = None
+        writer.attrs.update(
+            part_end=self.first + self._covered,
+            part_total_samples=self._samples,
+            part_skipped=json.dumps([[e.message, e.path, e.line] for _, e in self._skipped]),
+        )
+        writer.set_skipped([utt for utt, _ in self._skipped])
+        writer.__exit__(None, None, None)
+        self.index += 1
+        self.first += self._covered
+        self._reset()
+
+    def discard(self) -> None:
+        """Drop the unfinished part (its temporary file is deleted)."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            error = _PartDiscarded()
+            # after a failed write (full disk) deleting the temporary file may raise again: not an error to report
+            with contextlib.suppress(AsrError, OSError, RuntimeError):
+                writer.__exit__(_PartDiscarded, error, None)
+        self._reset()
+
+
+def _check_part(
+    path: Path, index: int, first: int, attrs: Mapping, utts: Sequence[str], dim: int, skip_bad: bool
+) -> tuple[int, int]:
+    """Check that a part continues the previous ones: same attributes, the utterances from position ``first``
+    on, readable features (checksums). Returns ``(end, samples)``: the position after its last utterance and
+    the audio samples it read. Raises :class:`_BadPart` saying why not."""
+    try:
+        with FeatureArchive(path) as part:
+            for key, value in attrs.items():
+                if key != "num_skipped" and part.attrs.get(key) != value:
+                    raise _BadPart(f"made from other data or options (attribute {key!r} differs)")
+            if part.attrs.get("part_index") != index or part.attrs.get("part_first") != first:
+                raise _BadPart(f"it does not follow part {index - 1} (position {first})")
+            end = part.attrs.get("part_end")
+            if not isinstance(end, int) or not first < end <= len(utts) or part.dim != dim:
+                raise _BadPart("its extent or dimension is wrong")
+            skipped = part.skipped_utt_ids
+            errors = json.loads(part.attrs["part_skipped"])
+            covered = utts[first:end]
+            skipped_set = set(skipped)
+            if (
+                not isinstance(errors, list)
+                or len(errors) != len(skipped)
+                or [u for u in covered if u not in skipped_set] != part.utt_ids
+                or [u for u in covered if u in skipped_set] != skipped
+            ):
+                raise _BadPart("it holds other utterances than the data dir's")
+            if skipped and not skip_bad:
+                raise _BadPart(f"it skipped {len(skipped)} utterance(s) with bad audio (made with skip_bad)")
+            part.read_all()  # every chunk's checksum
+            return end, int(part.attrs["part_total_samples"])
+    except (AsrError, OSError, ValueError, TypeError, KeyError) as e:
+        raise _BadPart(str(e)) from e
+
+
+def _reusable_parts(
+    directory: Path, attrs: Mapping, utts: Sequence[str], dim: int, skip_bad: bool
+) -> tuple[list[tuple[Path, int, int]], int]:
+    """The parts in ``directory`` that continue each other from the first utterance, as ``(path, first, end)``,
+    and the audio samples they read. The other parts (after a bad one or a gap) are deleted, with a log line."""
+    if not directory.is_dir():
+        return [], 0
+    reused: list[tuple[Path, int, int]] = []
+    samples, first, why = 0, 0, None
+    while first < len(utts):
+        path = _part_path(directory, len(reused))
+        if not path.exists():
+            break
+        try:
+            end, part_samples = _check_part(path, len(reused), first, attrs, utts, dim, skip_bad)
+        except _BadPart as e:
+            why = f"{path.name}: {e}"
+            break
+        reused.append((path, first, end))
+        samples += part_samples
+        first = end
+    keep = {path for path, _, _ in reused}
+    others = sorted(p for p in directory.glob("part-*.h5") if p not in keep)
+    if others:
+        if why is None:
+            why = f"{_part_path(directory, len(reused)).name} is missing" if first < len(utts) else "past the end"
+        log.info("discarding %d part(s) of an earlier run in %s (%s); redoing them", len(others), directory, why)
+        for path in others:
+            path.unlink(missing_ok=True)
+    return reused, samples
+
+
+def _replay_parts(
+    parts: Sequence[tuple[Path, int, int]], utts: Sequence[str]
+) -> Iterator[tuple[str, np.ndarray | None, InputError | None, int]]:
+    """The results saved in ``parts`` as :func:`_processed` gave them (samples are counted elsewhere)."""
+    for path, first, end in parts:
+        with FeatureArchive(path) as part:
+            errors = dict(zip(part.skipped_utt_ids, json.loads(part.attrs["part_skipped"])))
+            feats = part.read_all()
+            offsets = part.offsets
+            index = 0
+            for utt in utts[first:end]:
+                if utt in errors:
+                    yield utt, None, InputError(*errors[utt]), 0
+                else:
+                    yield utt, feats[offsets[index] : offsets[index + 1]], None, 0
+                    index += 1
+
+
+def _save_part_before_error(parts: _PartWriter, out: Path) -> None:
+    """Save the utterances done since the last part before bad audio stops the run (a rerun, once the audio is
+    fixed, starts at the bad utterance); a failure to save is logged, not raised over the audio's error."""
+    try:
+        parts.save()
+    except Exception as e:  # noqa: BLE001 (the audio error is the one to report)
+        log.warning("could not save the utterances done for %s: %s", out, e)
+
+
 def compute_features(
     data_dir: str | os.PathLike | DataDir,
     out: str | os.PathLike | None = None,
@@ -230,6 +457,8 @@ def compute_features(
     allow_pipes: bool = True,
     force: bool = False,
     progress: bool | None = None,
+    part_frames: int = PART_FRAMES,
+    part_seconds: float = PART_SECONDS,
 ) -> Path:
     """Compute features for every utterance of a data dir into an HDF5 archive.
 
@@ -246,8 +475,11 @@ def compute_features(
         skip_bad: leave out utterances whose audio is bad (logged, counted, listed) instead of failing.
         compression: None, ``"gzip"`` or ``"lzf"`` for ``/feats``.
         allow_pipes: allow ``command |`` entries in wav.scp.
-        force: recompute even if an archive with the same data and options exists.
+        force: recompute even if an archive with the same data and options exists (and ignore the parts of an
+            interrupted run).
         progress: show a progress bar (default: when stderr is a terminal).
+        part_frames, part_seconds: save the work done as a part every ``part_frames`` frames or ``part_seconds``
+            of wall time (0: never), so that a run killed on the way resumes from there (module docstring).
 
     Returns:
         the archive's path.
@@ -264,6 +496,8 @@ def compute_features(
         raise ConfigError(f"compression must be one of {COMPRESSIONS[1:]} or None, not {compression!r}")
     if delta_order < 0 or delta_window < 1:
         raise ConfigError("delta_order must be >= 0 and delta_window >= 1")
+    if part_frames < 0 or part_seconds < 0:
+        raise ConfigError("part_frames and part_seconds must be >= 0")
     if isinstance(options, str):
         options = FeatureOptions(type=options, sample_rate=detect_sample_rate(data, allow_pipes, skip_bad))
     if out is None:
@@ -291,16 +525,28 @@ def compute_features(
         source_fingerprint=data_fingerprint(data),
         backend=backend,
     )
+    part_dir = parts_dir(out)
+    reused: list[tuple[Path, int, int]] = []
+    done = resumed_samples = 0
     if not force:
         matches, why = _existing_archive_matches(out, attrs)
         if matches:
             log.info("%s is up to date (%s); kept it (force=True / --force recomputes)", out, why)
+            shutil.rmtree(part_dir, ignore_errors=True)  # left by a run killed right after the rename
             return out
         if out.exists():
             log.info("recomputing %s: %s", out, why)
+        reused, resumed_samples = _reusable_parts(part_dir, attrs, utts, options.dim, skip_bad)
+        done = reused[-1][2] if reused else 0
+        if reused:
+            log.info("resuming %s from %d part(s): %d utterances done", out, len(reused), done)
+    elif part_dir.exists():
+        log.info("force: discarding the parts of an earlier run in %s", part_dir)
+        shutil.rmtree(part_dir, ignore_errors=True)
+    remaining = utts[done:]
 
     jobs = default_jobs() if jobs is None else max(1, int(jobs))
-    jobs = min(jobs, len(utts))
+    jobs = max(1, min(jobs, len(remaining)))
     if progress is None:
         progress = sys.stderr.isatty()
     dim = options.dim * (delta_order + 1)
@@ -311,7 +557,7 @@ def compute_features(
         dim,
         cmvn,
         "+vars" if norm_vars and cmvn != "none" else "",
-        len(utts),
+        len(remaining),
         data.path,
         jobs,
         backend,
@@ -319,7 +565,7 @@ def compute_features(
         out,
     )
     started = time.perf_counter()
-    processed = _processed(data, utts, options, jobs, allow_pipes, extract=not on_device)
+    processed = _processed(data, remaining, options, jobs, allow_pipes, extract=not on_device)
     results = processed
     if on_device:
         results = _batched_on_device(processed, make_extractor(options, backend, device), batch_size)
@@ -330,7 +576,8 @@ def compute_features(
     utt_group: list[int] = []
     pending: list[tuple[str, np.ndarray]] = []
     pending_key: str | None = None
-    total_samples = 0
+    total_samples = resumed_samples
+    parts = _PartWriter(part_dir, options.dim, attrs, len(reused), done, part_frames, part_seconds)
 
     def flush(writer: ArchiveWriter) -> None:
         if not pending:
@@ -353,13 +600,20 @@ def compute_features(
     try:
         with ArchiveWriter(out, dim, attrs, compression=compression) as writer:
             with tqdm(total=len(utts), unit="utt", disable=not progress, desc=out.name) as bar:
-                for utt, feats, error, num_samples in results:
+                # the parts' results first (as computed then), then the remaining utterances'
+                for position, (utt, feats, error, num_samples) in enumerate(
+                    itertools.chain(_replay_parts(reused, utts), results)
+                ):
                     bar.update(1)
+                    fresh = position >= done
                     if error is not None:
                         if not skip_bad:
+                            _save_part_before_error(parts, out)
                             raise error
                         log.warning("skipping utterance %s: %s", utt, error)
                         skipped.append(utt)
+                        if fresh:
+                            parts.add(utt, None, error, num_samples)
                         continue
                     total_samples += num_samples
                     key = group_of.get(utt, utt)
@@ -367,18 +621,25 @@ def compute_features(
                         flush(writer)
                         pending_key = key
                     pending.append((utt, feats))
+                    if fresh:
+                        parts.add(utt, feats, None, num_samples)
                 flush(writer)
+                parts.discard()  # the archive is complete: the unsaved rest of a part is not needed
             if not writer.utt_ids:
                 raise InputError(f"no utterance could be read ({len(skipped)} skipped)", data.path)
             if cmvn != "none":
                 writer.set_cmvn_stats(stats_keys, np.stack(stats_list), utt_group)
             writer.set_skipped(skipped)
             num_utts, num_frames = len(writer.utt_ids), writer.num_frames
+        shutil.rmtree(part_dir, ignore_errors=True)  # the archive is in place
     finally:  # stop the workers now, also on an error (not when the traceback is freed)
+        parts.discard()
+        with contextlib.suppress(OSError):
+            part_dir.rmdir()  # when no part was saved
         results.close()
         processed.close()
     seconds = time.perf_counter() - started
-    audio_seconds = total_samples / options.sample_rate
+    audio_seconds = total_samples / options.sample_rate  # the resumed parts' audio included
     log.info(
         "wrote %s: %d utterances, %d frames, %.1f s of audio in %.1f s (%.0fx real time)",
         out,
@@ -427,6 +688,18 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-pipes", action="store_true", help="refuse 'command |' entries in wav.scp")
     parser.add_argument("--force", action="store_true", help="recompute even if the archive is up to date")
     parser.add_argument("--out", help="output archive (default <data>/<type>.h5)")
+    parser.add_argument(
+        "--part-frames",
+        type=int,
+        default=PART_FRAMES,
+        help=f"save the work done every N frames, to resume from after a kill (default {PART_FRAMES}; 0 = never)",
+    )
+    parser.add_argument(
+        "--part-seconds",
+        type=float,
+        default=PART_SECONDS,
+        help=f"... or every N seconds of wall time, whichever comes first (default {PART_SECONDS:g}; 0 = never)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser.parse_args(argv)
 
@@ -459,6 +732,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             compression=args.compression,
             allow_pipes=not args.no_pipes,
             force=args.force,
+            part_frames=args.part_frames,
+            part_seconds=args.part_seconds,
         )
     except AsrError as e:
         log.error("%s", e)
