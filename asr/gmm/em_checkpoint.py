@@ -1,6 +1,7 @@
 """Per-iteration checkpoints of Viterbi EM training, so that GMM training resumes after ``kill -9``.
 
-After every EM iteration :func:`asr.gmm.train_mono.train_mono` and :func:`asr.gmm.train_tri.train_tri` write
+After every EM iteration :func:`asr.gmm.train_mono.train_mono`, :func:`asr.gmm.train_tri.train_tri`,
+:func:`asr.gmm.train_lda_mllt.train_lda_mllt` and :func:`asr.gmm.train_sat.train_sat` write
 ``<out>/em_state.pt`` atomically (:func:`asr.atomic.atomic_path`): the model (GMMs and transition model), the
 transition model the jobs' alignment graphs were compiled with (the graphs carry its probabilities), the
 Gaussian schedule, the per-iteration records, and the current alignment of every utterance. A run started
@@ -9,8 +10,15 @@ recorded transition model, and continues with the next iteration, reaching the s
 never interrupted. A checkpoint of other inputs or options, or an unreadable one, is ignored (logged) and
 training starts from scratch; ``--force`` ignores it too. The file is removed once the model dir is complete.
 
-The file holds tensors, strings, ints and bools only (``torch.load(weights_only=True)``); JSON documents
+The file holds tensors, strings, numbers and bools only (``torch.load(weights_only=True)``); JSON documents
 (transition models, records, failures) are stored as strings.
+
+Trainers with more state than the model and the alignments pass it as ``extra`` (a dict of tensors, strings,
+numbers, and lists and dicts of them) to :meth:`EmCheckpoint.save` and read it back with
+:meth:`EmCheckpoint.extra`: :func:`asr.gmm.train_lda_mllt.train_lda_mllt` the current feature transform (LDA
+composed with the MLLT updates so far) and the MLLT records, :func:`asr.gmm.train_sat.train_sat` the speakers'
+initial and current fMLLR transforms and the fMLLR records. Files without ``extra`` (monophone, triphone) load as
+before: ``extra`` is then empty.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +50,24 @@ def _utt_ids_sha256(utt_ids: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(utt_ids).encode("utf-8")).hexdigest()
 
 
+def _loadable(value: Any) -> bool:
+    """Whether ``torch.load(weights_only=True)`` gives ``value`` back (tensors, plain scalars, strings, and lists
+    and string-keyed dicts of them)."""
+    if value is None or isinstance(value, (torch.Tensor, str, int, float, bool)):
+        return True
+    if isinstance(value, list):
+        return all(_loadable(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _loadable(v) for k, v in value.items())
+    return False
+
+
+def _check_extra_value(key: Any, value: Any) -> Any:
+    if not _loadable(value):
+        raise TypeError(f"EM checkpoint extra {key!r}: a {type(value).__name__} cannot be loaded with weights_only")
+    return value
+
+
 class EmCheckpoint:
     """The EM checkpoint of one training run.
 
@@ -57,9 +83,15 @@ class EmCheckpoint:
         self.fingerprint = fingerprint
         self.utt_ids = list(utt_ids)
 
-    def save(self, iteration: int, state: Any, jobs: Any) -> Path:
+    def save(self, iteration: int, state: Any, jobs: Any, extra: Mapping[str, Any] | None = None) -> Path:
         """Write the state after ``iteration`` (a :class:`~asr.gmm.train_mono.TrainState` and the
-        :class:`~asr.gmm.align.AlignmentJobs` holding the alignments) atomically; returns the path."""
+        :class:`~asr.gmm.align.AlignmentJobs` holding the alignments) atomically; returns the path.
+
+        ``extra``: the trainer's own state (string keys; tensors, strings, ints, floats, bools, None, and lists
+        and string-keyed dicts of them), given back by :meth:`extra`.
+
+        Raises:
+            TypeError: an ``extra`` value that ``torch.load(weights_only=True)`` could not read back."""
         alignments, failures = jobs.get_alignments()
         offsets = np.asarray(jobs.offsets, dtype=np.int64)
         tstates = np.full(int(offsets[-1]), -1, dtype=np.int32)
@@ -86,6 +118,8 @@ class EmCheckpoint:
             "aligned": torch.from_numpy(aligned),
             "failures": json.dumps(sorted(failures.items())),
         }
+        if extra:
+            blob["extra"] = {str(k): _check_extra_value(k, v) for k, v in extra.items()}
         with atomic_path(self.path) as tmp:
             torch_save(blob, tmp)
         return self.path
@@ -159,6 +193,18 @@ class EmCheckpoint:
         jobs.set_alignments(alignments, failures)
         logger.info("resuming EM training from %s: iteration %d was complete", self.path, iteration)
         return iteration
+
+    def extra(self, blob: dict[str, Any]) -> dict[str, Any]:
+        """The ``extra`` state saved with a loaded checkpoint (empty when it has none, as monophone and
+        triphone checkpoints).
+
+        Raises:
+            InputError: ``extra`` is not a dict (naming the file).
+        """
+        extra = blob.get("extra", {})
+        if not isinstance(extra, dict):
+            raise InputError(f"malformed EM checkpoint (extra is a {type(extra).__name__})", self.path)
+        return extra
 
     def remove(self) -> None:
         """Delete the checkpoint (the model dir is complete)."""

@@ -26,6 +26,11 @@ Steps (Kaldi's in brackets):
    transform, :class:`asr.gmm.lda_mllt.SplicedTransform`), which :class:`asr.gmm.model.GmmAcousticModel`
    applies on the fly, so ``asr.graph.mkgraph`` and ``asr.decode.decode_dir`` take the model dir as any other.
 
+Every EM iteration is checkpointed (:mod:`asr.gmm.em_checkpoint`, with the current feature transform and the
+MLLT records): a killed run started again with the same command continues after the last complete iteration
+(steps 1-3 are redone: they are deterministic) and ends with the model files of a run never interrupted;
+``--force`` ignores the checkpoint.
+
 Defaults for AN4: ``--num-leaves 625 --total-gauss 6000``. Kaldi's recipes grow the system from tri1 to
 tri2b by 1.25x leaves and 1.5x Gaussians (wsj, librispeech: 2000/10000 -> 2500/15000, kept for tri3b); our
 tri1 is 500/4000 (Kaldi's 2000/10000 scaled to AN4), hence 625/6000 for tri2b and tri3b. (Small-corpus
@@ -43,6 +48,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import json
 import logging
 import os
 import sys
@@ -55,10 +61,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from asr.errors import AsrError, ConfigError
+from asr.errors import AsrError, ConfigError, InputError
 from asr.features.archive import FeatureArchive
 from asr.gmm.align import AlignmentJobs, ShardFrames, fingerprint, load_transcripts, torch_threads
 from asr.gmm.diag_gmm import DiagGmmSet
+from asr.gmm.em_checkpoint import EmCheckpoint
 from asr.gmm.lda_mllt import (
     LDA_DIM,
     SPLICE_CONTEXT,
@@ -316,14 +323,18 @@ def train_lda_mllt(
             source, init.transition_model, init.tree, utt_ids, transcripts, ali_dir
         )
         t_convert = time.perf_counter() - t0
-        # 4. EM with MLLT updates
+        # 4. EM with MLLT updates (resumed after the last complete iteration of a killed run)
+        checkpoint = EmCheckpoint(out_dir, fp["sha256"], utt_ids)
+        resumed = None if force else checkpoint.load()
+        mllt_records: list[dict[str, Any]] = []
+        log_det_total = 0.0
+        if resumed is not None:
+            transform, mllt_records, log_det_total = _restore_lda_mllt_extra(checkpoint, resumed)
         t0 = time.perf_counter()
         with AlignmentJobs(
             archive_path, transcripts, lang_dir / "L.fst", tree_options.num_jobs, feature_transform=transform
         ) as jobs:
             setup_seconds = time.perf_counter() - t0
-            jobs.set_model(init.transition_model, init.tree, options.align, compile_graphs=False)
-            jobs.set_alignments(alignments, failures)
             num_gauss = init.tree.num_pdfs
             state = TrainState(
                 init.gmm,
@@ -332,9 +343,13 @@ def train_lda_mllt(
                 num_gauss,
                 max(0, (options.total_gauss - num_gauss) // options.max_iter_inc),
             )
-            mllt_records = []
-            log_det_total = 0.0
-            for x in range(1, options.num_iters):
+            if resumed is not None:  # killed after an iteration: continue after it (asr.gmm.em_checkpoint)
+                first_iter = checkpoint.restore(resumed, state, jobs, options.align) + 1
+            else:
+                jobs.set_model(init.transition_model, init.tree, options.align, compile_graphs=False)
+                jobs.set_alignments(alignments, failures)
+                first_iter = 1
+            for x in range(first_iter, options.num_iters):
                 if x in lda_options.mllt_iters:
                     transform, record = mllt_step(
                         jobs, state, transform, lang.silence_phones, lda_options.mllt_min_post
@@ -351,6 +366,12 @@ def train_lda_mllt(
                         record["seconds"],
                     )
                 em_iteration(jobs, state, x, options)
+                extra = {
+                    "feature_transform": transform.state_dict(),
+                    "mllt_records": json.dumps(mllt_records),
+                    "mllt_log_det_total": log_det_total,
+                }
+                checkpoint.save(x, state, jobs, extra)
             transform.save(out_dir / TRANSFORM_FILE)
             info = {
                 "name": out_dir.name,
@@ -398,6 +419,26 @@ def train_lda_mllt(
     finally:
         stack.close()
         remove_file_log(handler)
+
+
+def _restore_lda_mllt_extra(
+    checkpoint: EmCheckpoint, blob: dict[str, Any]
+) -> tuple[SplicedTransform, list[dict[str, Any]], float]:
+    """The feature transform, MLLT records and accumulated ``log|det|`` saved with an LDA+MLLT checkpoint.
+
+    Raises:
+        InputError: a checkpoint without them or with malformed ones (naming the file).
+    """
+    extra = checkpoint.extra(blob)
+    try:
+        transform = SplicedTransform.from_state_dict(extra["feature_transform"], checkpoint.path)
+        records = json.loads(extra["mllt_records"])
+        log_det_total = float(extra["mllt_log_det_total"])
+        if not isinstance(records, list):
+            raise TypeError("mllt_records is not a list")
+    except (KeyError, TypeError, ValueError) as err:
+        raise InputError(f"malformed LDA+MLLT EM checkpoint ({type(err).__name__}: {err})", checkpoint.path) from None
+    return transform, records, log_det_total
 
 
 def tree_log(init: Any) -> dict[str, Any]:

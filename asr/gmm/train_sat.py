@@ -30,6 +30,12 @@ Steps (Kaldi's in brackets):
    ``final.mat.pt``, ``trans.pt`` (the training speakers' transforms, :class:`asr.gmm.fmllr.SpeakerTransforms`)
    and model.json's ``"adaptation": "fmllr"``, ``"alignment_model"``, ``"speaker_transforms"``.
 
+Every EM iteration is checkpointed (:mod:`asr.gmm.em_checkpoint`), iteration 0 being the state after step 2,
+with the speakers' initial (step 1) and current fMLLR transforms and the fMLLR records: a killed run started again
+with the same command rebuilds the tree from the saved initial transforms (step 2 is deterministic), continues
+after the last complete iteration and ends with the model files of a run never interrupted; ``--force`` ignores
+the checkpoint.
+
 Decode with ``python -m asr.decode.decode_fmllr``; plain ``decode_dir`` would score unadapted features with
 the adapted model.
 """
@@ -39,6 +45,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import json
 import logging
 import os
 import sys
@@ -49,12 +56,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from asr.data.datadir import read_table
 from asr.errors import AsrError, ConfigError, InputError
 from asr.features.archive import FeatureArchive
 from asr.gmm.align import AlignmentJobs, fingerprint, load_transcripts, torch_threads
 from asr.gmm.diag_gmm import DiagGmmSet, GmmUpdateOptions
+from asr.gmm.em_checkpoint import EmCheckpoint
 from asr.gmm.fmllr import (
     FMLLR_MIN_COUNT,
     FMLLR_NUM_ITERS,
@@ -279,27 +288,36 @@ def train_sat(
             raise InputError(f"the GMM has dimension {source_gmm.dim}, the transform {base.output_dim}", base_path)
         adapted = SpeakerAdaptedTransform(base, utt2spk, SpeakerTransforms(base.output_dim))
         fmllr_records: list[dict[str, Any]] = []
+        checkpoint = EmCheckpoint(out_dir, fp["sha256"], utt_ids)
+        resumed = None if force else checkpoint.load()
+        initial = None  # the speakers' transforms of step 1
+        if resumed is not None:
+            initial, current, fmllr_records = _restore_sat_extra(checkpoint, resumed, base.output_dim)
+            adapted = SpeakerAdaptedTransform(base, utt2spk, current)
         t0 = time.perf_counter()
         with AlignmentJobs(
             archive_path, transcripts, lang_dir / "L.fst", tree_options.num_jobs, feature_transform=adapted
         ) as jobs:
             setup_seconds = time.perf_counter() - t0
-            # 1. initial transforms with the alignment's model on the speaker-independent features
-            source_alignments: list[np.ndarray | None] = [None] * len(utt_ids)
-            for k, pos in enumerate(source.aligned_positions):
-                source_alignments[pos] = source.tstate_ids[source.offsets[k] : source.offsets[k + 1]]
-            failed = {u: "not aligned in the source" for u, a in zip(utt_ids, source_alignments) if a is None}
-            jobs.set_model(source.transition_model, load_context_dependency(ali_dir / TREE_JSON), options.align, False)
-            jobs.set_alignments(source_alignments, failed)
-            adapted, record = fmllr_step(jobs, source_gmm, adapted, speakers, lang.silence_phones, sat_options)
-            record["iter"] = 0
-            fmllr_records.append(record)
-            _log_fmllr("initial transforms (alignment model)", record)
+            if initial is None:
+                # 1. initial transforms with the alignment's model on the speaker-independent features
+                source_alignments: list[np.ndarray | None] = [None] * len(utt_ids)
+                for k, pos in enumerate(source.aligned_positions):
+                    source_alignments[pos] = source.tstate_ids[source.offsets[k] : source.offsets[k + 1]]
+                failed = {u: "not aligned in the source" for u, a in zip(utt_ids, source_alignments) if a is None}
+                ctx_dep = load_context_dependency(ali_dir / TREE_JSON)
+                jobs.set_model(source.transition_model, ctx_dep, options.align, False)
+                jobs.set_alignments(source_alignments, failed)
+                adapted, record = fmllr_step(jobs, source_gmm, adapted, speakers, lang.silence_phones, sat_options)
+                record["iter"] = 0
+                fmllr_records.append(record)
+                _log_fmllr("initial transforms (alignment model)", record)
+                initial = adapted.transforms
             # 2. tree on the adapted features, converted alignment
             with FeatureArchive(archive_path) as archive:
                 raw = archive.read_all()
             rows = np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in source.aligned_positions])
-            feats = adapted(raw, offsets, utt_ids)[rows]
+            feats = SpeakerAdaptedTransform(base, utt2spk, initial)(raw, offsets, utt_ids)[rows]
             del raw
             init = build_tree_from_alignment(feats, source, lang, tree_options)
             del feats
@@ -308,9 +326,7 @@ def train_sat(
                 source, init.transition_model, init.tree, utt_ids, transcripts, ali_dir
             )
             t_convert = time.perf_counter() - t1
-            # 3. EM with fMLLR updates
-            jobs.set_model(init.transition_model, init.tree, options.align, compile_graphs=False)
-            jobs.set_alignments(alignments, failures)
+            # 3. EM with fMLLR updates (resumed after the last complete iteration of a killed run)
             num_gauss = init.tree.num_pdfs
             state = TrainState(
                 init.gmm,
@@ -319,13 +335,30 @@ def train_sat(
                 num_gauss,
                 max(0, (options.total_gauss - num_gauss) // options.max_iter_inc),
             )
-            for x in range(1, options.num_iters):
+
+            def save(x: int) -> None:
+                extra = {
+                    "initial_transforms": _transforms_state(initial),
+                    "speaker_transforms": _transforms_state(adapted.transforms),
+                    "fmllr_records": json.dumps(fmllr_records),
+                }
+                checkpoint.save(x, state, jobs, extra)
+
+            if resumed is not None:  # killed after an iteration: continue after it (asr.gmm.em_checkpoint)
+                first_iter = checkpoint.restore(resumed, state, jobs, options.align) + 1
+            else:
+                jobs.set_model(init.transition_model, init.tree, options.align, compile_graphs=False)
+                jobs.set_alignments(alignments, failures)
+                save(0)  # step 1 is not redone after a kill
+                first_iter = 1
+            for x in range(first_iter, options.num_iters):
                 if x in sat_options.fmllr_iters:
                     adapted, record = fmllr_step(jobs, state.gmm, adapted, speakers, lang.silence_phones, sat_options)
                     record["iter"] = x
                     fmllr_records.append(record)
                     _log_fmllr(f"iter {x:2d}", record)
                 em_iteration(jobs, state, x, options)
+                save(x)
             # 4. the alignment model (speaker-independent features, the final model's posteriors)
             t1 = time.perf_counter()
             stats = None
@@ -385,6 +418,43 @@ def train_sat(
     finally:
         stack.close()
         remove_file_log(handler)
+
+
+def _transforms_state(transforms: SpeakerTransforms) -> dict[str, Any]:
+    """Speaker transforms as checkpoint ``extra`` (the speakers that have one, sorted, and their float64
+    matrices [S, d, d + 1]; speakers without one keep the identity)."""
+    speakers = sorted(transforms.matrices)
+    dim = transforms.dim
+    mats = np.stack([transforms.matrices[s] for s in speakers]) if speakers else np.zeros((0, dim, dim + 1))
+    return {"dim": dim, "speakers": speakers, "matrices": torch.from_numpy(np.asarray(mats, np.float64))}
+
+
+def _transforms_from_state(state: Any, dim: int) -> SpeakerTransforms:
+    """Inverse of :func:`_transforms_state` (TypeError/ValueError/KeyError on a malformed one)."""
+    speakers, mats = list(state["speakers"]), state["matrices"].numpy()
+    if int(state["dim"]) != dim or mats.shape != (len(speakers), dim, dim + 1):
+        raise ValueError(f"transforms of shape {tuple(mats.shape)} for {len(speakers)} speakers, dimension {dim}")
+    return SpeakerTransforms(dim, {s: mats[i].astype(np.float64) for i, s in enumerate(speakers)})
+
+
+def _restore_sat_extra(
+    checkpoint: EmCheckpoint, blob: dict[str, Any], dim: int
+) -> tuple[SpeakerTransforms, SpeakerTransforms, list[dict[str, Any]]]:
+    """The initial and current speaker transforms and the fMLLR records saved with a SAT checkpoint.
+
+    Raises:
+        InputError: a checkpoint without them or with malformed ones (naming the file).
+    """
+    extra = checkpoint.extra(blob)
+    try:
+        initial = _transforms_from_state(extra["initial_transforms"], dim)
+        current = _transforms_from_state(extra["speaker_transforms"], dim)
+        records = json.loads(extra["fmllr_records"])
+        if not isinstance(records, list):
+            raise TypeError("fmllr_records is not a list")
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise InputError(f"malformed SAT EM checkpoint ({type(err).__name__}: {err})", checkpoint.path) from None
+    return initial, current, records
 
 
 def main(argv: Sequence[str] | None = None) -> int:
