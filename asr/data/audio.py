@@ -29,6 +29,9 @@ MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 768000
 MAX_RESAMPLE_RATIO_TERM = 1000
 # Only floating-point encodings can hold NaN or infinity; integer PCM needs no check.
 _FLOAT_SUBTYPES = frozenset({"FLOAT", "DOUBLE", "VORBIS", "OPUS", "MPEG_LAYER_III"})
+# Float samples beyond full scale: up to this peak they are clipped to [-1, 1] (overs, codec overshoot), as integer
+# PCM would have clipped them; beyond it the file is corrupt (fuzzing found float data of 4e37 read as audio).
+MAX_FLOAT_PEAK = 4.0
 
 
 ALLOW_PIPES_ENV = "ASR_ALLOW_PIPES"
@@ -127,6 +130,8 @@ def read_audio(
             samples = f.read(dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, OSError, ValueError) as e:
         raise InputError(f"cannot read audio {entry!r}: {e}", where) from e
+    except MemoryError as e:  # a header claiming billions of frames (a corrupt FLAC header, found by fuzzing)
+        raise InputError(f"cannot read audio {entry!r}: {e} (a corrupt header?)", where) from None
     samples = samples[:, 0]
     if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
         raise InputError(
@@ -142,8 +147,14 @@ def read_audio(
         samples = samples[first:last]
     if samples.size == 0:
         raise InputError(f"audio {entry!r} is empty", where)
-    if subtype in _FLOAT_SUBTYPES and not np.isfinite(samples).all():
-        raise InputError(f"audio {entry!r} holds NaN or infinite samples", where)
+    if subtype in _FLOAT_SUBTYPES:
+        if not np.isfinite(samples).all():
+            raise InputError(f"audio {entry!r} holds NaN or infinite samples", where)
+        peak = float(np.abs(samples).max())
+        if peak > MAX_FLOAT_PEAK:
+            raise InputError(f"audio {entry!r} holds samples {peak:.3g} times full scale (corrupt file?)", where)
+        if peak > 1.0:
+            samples = np.clip(samples, -1.0, 1.0)
     if sample_rate is not None and rate != sample_rate:
         g = math.gcd(int(rate), int(sample_rate))
         if max(rate // g, sample_rate // g) > MAX_RESAMPLE_RATIO_TERM:
@@ -153,6 +164,6 @@ def read_audio(
                 where,
             )
         log.info("%s: resampling %d Hz -> %d Hz", where, rate, sample_rate)
-        samples = resample(samples, rate, sample_rate)
+        samples = np.clip(resample(samples, rate, sample_rate), -1.0, 1.0)  # the filter overshoots near full scale
         rate = sample_rate
     return samples, rate

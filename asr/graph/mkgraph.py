@@ -73,6 +73,8 @@ def read_model_json(model_dir: str | os.PathLike) -> dict:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise InputError(f"cannot read model description: {err.strerror}", path) from None
+    except UnicodeDecodeError as err:  # found by fuzzing bundles
+        raise InputError(f"model description is not UTF-8 ({err.reason} at byte {err.start})", path) from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:

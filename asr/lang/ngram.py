@@ -285,6 +285,8 @@ class NgramLM:
                     path,
                     number,
                 )
+            if len(fields) == order + 2 and order == len(declared):  # kaldilm aborts the process on it (fuzzing)
+                raise InputError(f"a back-off weight on a highest-order ({order}-gram) line: {line!r}", path, number)
             try:
                 lp = _arpa_float(fields[0])
                 bow = _arpa_float(fields[order + 1]) if len(fields) == order + 2 else None

@@ -127,3 +127,16 @@ def test_fuzz_bundle_json(bundle, tmp_path):
 
     check()
     print(f"[fuzz] bundle, JSON structure: {COUNTS['bundle json']} inputs ({refused} refused with our error)")
+
+
+def test_model_json_not_utf8_is_refused(bundle, tmp_path):
+    """Regression case of the atheris run (scripts/fuzz_parsers.py): a re-signed model/model.json holding a byte
+    that is not UTF-8 made loading the model raise UnicodeDecodeError; it is our error naming the file."""
+    work = tmp_path / "b"
+    shutil.copytree(bundle, work)
+    rel = "model/model.json"
+    (work / rel).write_bytes(b'{"kind": "gmm", "x": "\xff"}')
+    _resign(work, rel)
+    outcome = outcome_of(_load_all, work)
+    assert outcome[0] == "ours", outcome
+    assert_ours(outcome, [work / rel], "model.json not UTF-8")

@@ -128,3 +128,28 @@ def test_fuzz_lexicon(tmp_path):
 
     check()
     print(f"[fuzz] lexicon: {COUNTS['lexicon']} inputs")
+
+
+@pytest.mark.parametrize(
+    "line, fields",
+    [
+        (23, "-99 nan nan nan -99"),  # found by the long hypothesis run: kaldilm aborted the process on it
+        (24, "-0.3756107\t<s> NO YES\t-0.5"),  # a back-off weight on a highest-order line
+    ],
+)
+def test_backoff_on_highest_order_is_refused(tmp_path, g_worker, line, fields):
+    """Regression case: a highest-order n-gram line with a back-off weight was accepted by read_arpa and made
+    kaldilm abort in arpa_to_g; it is our InputError naming the file and line."""
+    sentences = [s.split() for s in ("YES NO YES", "NO NO", "YES YES YES NO", "NO YES")]
+    path = tmp_path / "lm.arpa"
+    train_ngram_lm(sentences, ["YES", "NO"], order=3).write_arpa(path)
+    lines = path.read_text().split("\n")
+    assert lines[line - 1].count("\t") == 1 and len(lines[line - 1].split()) == 4  # a 3-gram line
+    lines[line - 1] = fields
+    path.write_text("\n".join(lines))
+    outcome = outcome_of(NgramLM.read_arpa, path)
+    assert outcome[0] == "ours" and outcome[3] == str(path) and outcome[4] == line, outcome
+    words = tmp_path / "words.txt"
+    words.write_text("".join(f"{w} {i}\n" for i, w in enumerate(["<eps>", "NO", "YES", "#0", "<s>", "</s>"])))
+    g = g_worker.call(str(path), str(words))
+    assert g[0] == "ours" and g[3] == str(path), g

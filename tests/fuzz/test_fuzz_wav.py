@@ -84,3 +84,50 @@ def test_fuzz_wav_headers(yesno_root, tmp_path, worker):
 
     check()
     print(f"[fuzz] wav headers: {COUNTS['wav']} inputs")
+
+
+def _float_wav(path, samples, rate: int) -> None:
+    import numpy as np
+    import soundfile
+
+    soundfile.write(str(path), np.asarray(samples, dtype=np.float32), rate, format="WAV", subtype="FLOAT")
+
+
+@pytest.mark.parametrize(
+    "peak, resample, accepted",
+    [
+        (4.253624406776628e37, False, False),  # found by scripts/fuzz_parsers.py: float data of 4e37 read as audio
+        (1.5, False, True),  # float overs: clipped to full scale
+        (1.0, True, True),  # found by scripts/fuzz_parsers.py: resampling a full-scale square wave overshot 1.0
+    ],
+)
+def test_float_and_resampled_samples_stay_in_full_scale(tmp_path, worker, peak, resample, accepted):
+    """Regression cases of the atheris run: samples beyond [-1, 1] are clipped (overs, resampling overshoot) or,
+    far beyond, refused as a corrupt file naming it."""
+    path = tmp_path / "x.wav"
+    square = [peak if (i // 20) % 2 else -peak for i in range(800)]
+    _float_wav(path, square, 16000 if resample else 8000)
+    outcome = worker.call(str(path), 8000 if resample else None)
+    assert_ours(outcome, [path], f"peak {peak}")
+    assert (outcome[0] == "ok") == accepted, outcome
+    if accepted:
+        s = outcome[1]
+        assert s["finite"] and s["max_abs"] <= 1.0, s
+        assert s["rate"] == 8000, s
+
+
+def test_flac_header_claiming_billions_of_frames(tmp_path, worker):
+    """Regression case of the atheris run: a FLAC STREAMINFO claiming 2^36 - 1 samples made soundfile allocate
+    for all of them (MemoryError); it is our error naming the file (or, where the memory exists, the real data)."""
+    import numpy as np
+    import soundfile
+
+    path = tmp_path / "x.flac"
+    soundfile.write(str(path), np.full(400, 0.25, dtype=np.float32), 8000, format="FLAC", subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    assert data[:4] == b"fLaC" and data[4] & 0x7F == 0  # STREAMINFO first: rate, channels, bits, total samples
+    fields = int.from_bytes(data[18:26], "big")
+    data[18:26] = (fields | (2**36 - 1)).to_bytes(8, "big")
+    path.write_bytes(bytes(data))
+    outcome = worker.call(str(path), None)
+    assert_ours(outcome, [path], "FLAC claiming 2^36 - 1 samples")
