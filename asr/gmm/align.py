@@ -3,7 +3,8 @@
 CLI::
 
     python -m asr.gmm.align --data data/an4/train --lang data/an4/lang --model exp/an4/tri1 \\
-        --out exp/an4/tri1_ali_train [--jobs 2] [--beam 10 --retry-beam 40 --acoustic-scale 0.1] [--force]
+        --out exp/an4/tri1_ali_train [--jobs 2] [--beam 10 --retry-beam 40 --acoustic-scale 0.1] \\
+        [--block-frames 1000000] [--force]
 
 writes into ``--out``: ``ali.h5`` (:mod:`asr.gmm.alignment_archive`: pdf, phone and transition-state id per
 frame, in the feature archive's order, failed utterances marked), ``ali.ark`` (Kaldi ``ark`` of int vectors:
@@ -12,6 +13,15 @@ the 0-based transition-state ids per utterance, ``kaldi_io.write_vec_int``; fail
 copies ``final.mdl`` and ``tree``: an alignment dir is a model dir too, so ``train_tri --ali-dir`` can read
 it) and ``align.json`` last (summary, failures, timings, input fingerprint; a complete run with the same
 inputs is skipped, ``--force`` redoes it).
+
+Resuming: the utterances are aligned in blocks of about ``--block-frames`` frames (archive order, 0: one block);
+each block's alignments and failures are saved atomically in ``--out/.align_blocks/`` (:class:`AlignmentBlocks`,
+tagged with the sha256 of the input fingerprint) as soon as it is done. A run killed midway and started again
+with the same inputs and options logs "resuming alignment from N block(s): U utterances done", aligns only the
+rest and writes the same outputs as an uninterrupted run (``align.json`` up to its timings); blocks of other
+inputs and damaged block files are discarded; the blocks are removed once ``align.json`` is written. The worker
+processes live across blocks (:meth:`AlignmentJobs.align_utterances`): a block costs one round trip to the
+workers and one small file.
 
 Jobs (Kaldi's ``nj``): utterances are split into ``jobs`` shards balanced by frames. Each shard lives
 in its own worker process (forked like torch's DataLoader workers; one torch thread each) holding its
@@ -88,6 +98,10 @@ ALIGN_JSON = "align.json"
 # element: measured 4.8 ms vs 0.46 ms for 230k scores); clamping there changes each term by < e^-80.
 EXP_FLOOR = -80.0
 ALI_ARK = "ali.ark"
+ALIGN_BLOCKS = ".align_blocks"
+# utterances aligned between two saves of the work done (one block): ~3 h of audio at 10 ms frames, about a minute
+# of alignment with 2 jobs here (AN4's train set, 221k frames, aligns in ~12 s)
+DEFAULT_BLOCK_FRAMES = 1_000_000
 PHONES_CTM = "phones.ctm"
 DEFAULT_JOBS = 2
 
@@ -401,6 +415,25 @@ class PassResult:
         return out
 
 
+@dataclass
+class UtteranceAlignments:
+    """Alignments of chosen utterances (:meth:`AlignmentJobs.align_utterances`).
+
+    Attributes:
+        positions: archive positions of the utterances, in the order asked for.
+        alignments: per utterance its transition-state ids (int32 [frames]), or None when it failed.
+        failures: utterance id -> reason, for the None entries.
+        loglikes: per utterance the unscaled acoustic log-likelihood of its path (0.0 where it failed).
+        seconds: wall seconds per stage (``graphs``, ``likelihoods``, ``viterbi``; merged: the slowest job's).
+    """
+
+    positions: list[int] = field(default_factory=list)
+    alignments: list[np.ndarray | None] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)
+    loglikes: list[float] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
 class _Shard:
     """One job's utterances: features, graphs, alignments. Runs in a worker process (or in-process)."""
 
@@ -426,6 +459,10 @@ class _Shard:
         self.graph_options = GraphOptions()
         self.graphs: list | None = None
         self.graph_failures: dict[str, str] = {}
+        self._local_index = {pos: k for k, pos in enumerate(spec.utt_positions)}
+        self._compiler: AlignmentGraphCompiler | None = None  # for align_utterances (one graph at a time)
+        self._align_gmm: DiagGmmSet | None = None
+        self._align_scorer: SubsetScorer | None = None
 
     def _model_features(self) -> torch.Tensor:
         if self.feature_transform is None:
@@ -462,6 +499,7 @@ class _Shard:
         self.ctx_dep = ctx_dep
         self.graph_options = graph_options
         self.graphs = None
+        self._compiler = None
         return self.compile_graphs() if compile_graphs else 0.0
 
     def compile_graphs(self) -> float:
@@ -545,30 +583,84 @@ class _Shard:
         self.failures = dict(self.spec.missing)
         self.failures.update(self.graph_failures)
         scorer = SubsetScorer(gmm)
-        scale = np.float32(options.acoustic_scale)
         t_like = t_vit = 0.0
         for u, (utt, graph) in enumerate(zip(self.spec.utt_ids, self.graphs)):
             self.alignments[u] = None
             if graph is None:
                 continue
-            t0 = time.perf_counter()
-            pdfs = self.graph_pdfs[u]
-            lo, hi = int(self.offsets[u]), int(self.offsets[u + 1])
-            scores = np.zeros((hi - lo, gmm.num_pdfs), dtype=np.float32)  # columns outside the graph: unused
-            with torch.no_grad():
-                scores[:, pdfs] = scorer(self.feats[lo:hi], pdfs).numpy() * scale
-            t1 = time.perf_counter()
-            t_like += t1 - t0
-            res = align_utterance(graph, scores, tm, beam=options.beam, retry_beam=options.retry_beam)
+            res, seconds_like, seconds_vit = self._viterbi(u, graph, self.graph_pdfs[u], scorer, tm, options)
+            t_like += seconds_like
+            t_vit += seconds_vit
             if res.ok:
                 self.alignments[u] = res.tstate_ids
                 result.align_loglike += -res.acoustic_cost / options.acoustic_scale
                 result.realigned_frames += len(res.tstate_ids)
             else:
                 self.failures[utt] = res.failure
-            t_vit += time.perf_counter() - t1
         result.seconds["likelihoods"] = t_like
         result.seconds["viterbi"] = t_vit
+
+    def _viterbi(
+        self, u: int, graph, pdfs: np.ndarray, scorer: SubsetScorer, tm: TransitionModel, options: AlignOptions
+    ) -> tuple[Any, float, float]:
+        """Align the shard's utterance ``u`` on ``graph`` (whose pdfs are ``pdfs``); returns the
+        :func:`align_utterance` result and the seconds of likelihoods and of Viterbi."""
+        t0 = time.perf_counter()
+        lo, hi = int(self.offsets[u]), int(self.offsets[u + 1])
+        scores = np.zeros((hi - lo, scorer.gmm.num_pdfs), dtype=np.float32)  # columns outside the graph: unused
+        with torch.no_grad():
+            scores[:, pdfs] = scorer(self.feats[lo:hi], pdfs).numpy() * np.float32(options.acoustic_scale)
+        t1 = time.perf_counter()
+        res = align_utterance(graph, scores, tm, beam=options.beam, retry_beam=options.retry_beam)
+        return res, t1 - t0, time.perf_counter() - t1
+
+    def align_utterances(
+        self, positions: Sequence[int], gmm_state: dict | None, options: AlignOptions
+    ) -> UtteranceAlignments:
+        """Align the shard's utterances at archive ``positions`` with the GMM ``gmm_state`` (None: the one of the
+        previous call), compiling each one's graph just before (and dropping it after). The shard's own
+        alignments (:meth:`get_alignments`) are left as they are. Returns the alignments in ``positions`` order."""
+        if gmm_state is not None:
+            self._align_gmm = DiagGmmSet.from_state_dict(gmm_state)
+            self._align_scorer = SubsetScorer(self._align_gmm)
+        if self._align_scorer is None:
+            raise ValueError("align_utterances: no GMM yet (pass one with the first call)")
+        tm = self.transition_model
+        if tm is None:
+            raise ValueError("align_utterances: set_model first")
+        if self._compiler is None:
+            self._compiler = AlignmentGraphCompiler(
+                read_fst(self.spec.lexicon_fst), tm, self.ctx_dep, self.graph_options
+            )
+        out = UtteranceAlignments(positions=list(positions))
+        t_graph = t_like = t_vit = 0.0
+        for pos in positions:
+            u = self._local_index[pos]
+            utt, words = self.spec.utt_ids[u], self.spec.word_ids[u]
+            out.alignments.append(None)
+            out.loglikes.append(0.0)
+            if words is None:
+                out.failures[utt] = self.spec.missing.get(utt, "no transcript")
+                continue
+            t0 = time.perf_counter()
+            try:
+                graph = self._compiler.compile(words)
+                pdfs = graph_pdfs(graph, tm)
+            except GraphBuildError as e:
+                out.failures[utt] = f"cannot build the alignment graph: {e}"
+                continue
+            finally:
+                t_graph += time.perf_counter() - t0
+            res, seconds_like, seconds_vit = self._viterbi(u, graph, pdfs, self._align_scorer, tm, options)
+            t_like += seconds_like
+            t_vit += seconds_vit
+            if res.ok:
+                out.alignments[-1] = res.tstate_ids
+                out.loglikes[-1] = float(-res.acoustic_cost / options.acoustic_scale)
+            else:
+                out.failures[utt] = res.failure
+        out.seconds = {"graphs": t_graph, "likelihoods": t_like, "viterbi": t_vit}
+        return out
 
     def run_pass(self, gmm_state: dict | None, realign: bool, accumulate: bool, options: AlignOptions) -> PassResult:
         """Optionally realign with the GMM, then optionally accumulate GMM statistics and transition counts."""
@@ -658,6 +750,25 @@ def split_into_jobs(lengths: Sequence[int], num_jobs: int) -> list[list[int]]:
     return [sorted(g) for g in groups]
 
 
+def split_blocks_into_jobs(lengths: Sequence[int], blocks: Sequence[Sequence[int]], num_jobs: int) -> list[list[int]]:
+    """Split the utterances of ``blocks`` (positions into ``lengths``, the frame counts) into at most ``num_jobs``
+    groups: each block on its own as :func:`split_into_jobs` does, its heaviest part to the lightest group so far.
+    Returns each group's positions in increasing order."""
+    held = [int(p) for b in blocks for p in b]
+    if len(set(held)) != len(held) or any(not 0 <= p < len(lengths) for p in held):
+        raise ValueError(f"blocks must hold distinct utterance positions below {len(lengths)}")
+    groups: list[list[int]] = [[] for _ in range(max(1, min(num_jobs, len(held))))]
+    loads = [0] * len(groups)
+    for block in blocks:
+        parts = split_into_jobs([lengths[p] for p in block], len(groups)) if len(block) else []
+        parts.sort(key=lambda g: -sum(lengths[block[i]] for i in g))
+        for part in parts:
+            j = min(range(len(groups)), key=lambda g: loads[g])
+            groups[j].extend(block[i] for i in part)
+            loads[j] += sum(lengths[block[i]] for i in part)
+    return [sorted(g) for g in groups]
+
+
 class AlignmentJobs:
     """The jobs of a data set: shards of utterances in worker processes (or in this process for one job).
 
@@ -669,6 +780,10 @@ class AlignmentJobs:
         delta_order, delta_window: deltas the model uses.
         feature_transform: instead of deltas, a picklable callable making the model features
             (see :class:`ShardSpec`); :meth:`set_feature_transform` replaces it later.
+        blocks: archive positions of the utterances the jobs hold, in blocks (None: all utterances, one block);
+            each block is divided among the jobs by frames on its own, so that aligning a block at a time
+            (:meth:`align_utterances`) keeps every job busy. Utterances outside the blocks are never loaded,
+            aligned or accumulated (:meth:`get_alignments` gives None for them, without a failure).
 
     Use as a context manager (workers are stopped on exit). Methods call every job in parallel.
     """
@@ -682,6 +797,7 @@ class AlignmentJobs:
         delta_order: int = 2,
         delta_window: int = 2,
         feature_transform: Any = None,
+        blocks: Sequence[Sequence[int]] | None = None,
     ):
         with FeatureArchive(feature_archive) as archive:
             self.utt_ids = list(archive.utt_ids)
@@ -689,8 +805,12 @@ class AlignmentJobs:
         if len(transcripts.word_ids) != len(self.utt_ids):
             raise ValueError("transcripts do not match the feature archive's utterances")
         lengths = np.diff(self.offsets).tolist()
-        self.groups = split_into_jobs(lengths, num_jobs)
+        if blocks is None:
+            self.groups = split_into_jobs(lengths, num_jobs)
+        else:
+            self.groups = split_blocks_into_jobs(lengths, blocks, num_jobs)
         self.num_jobs = len(self.groups)
+        self._job_of = {p: j for j, g in enumerate(self.groups) for p in g}
         specs = []
         for j, group in enumerate(self.groups):
             ids = [self.utt_ids[p] for p in group]
@@ -803,6 +923,39 @@ class AlignmentJobs:
         out: dict[str, str] = {}
         for f in self.call("equal_align", prons, edge_silence):
             out.update(f)
+        return out
+
+    def align_utterances(
+        self, positions: Sequence[int], gmm: DiagGmmSet | None, options: AlignOptions
+    ) -> UtteranceAlignments:
+        """Align the utterances at archive ``positions`` (each job its own, in parallel) with ``gmm``; None
+        reuses the GMM of the previous call, so that a model is sent to the workers once for many calls.
+        Graphs are compiled per utterance with the transition model of :meth:`set_model` (call it with
+        ``compile_graphs=False``: these calls do not use the precompiled graphs). The jobs' own alignments
+        (those of :meth:`run_pass`) are not changed.
+
+        Returns:
+            The alignments, failures and path log-likelihoods in ``positions`` order.
+        """
+        per_job: list[list[int]] = [[] for _ in self.groups]
+        for p in positions:
+            if p not in self._job_of:
+                raise ValueError(f"utterance position {p} is not held by these jobs")
+            per_job[self._job_of[p]].append(int(p))
+        state = gmm.state_dict() if gmm is not None else None
+        parts = self.call("align_utterances", per_job_args=[(ps, state, options) for ps in per_job])
+        found: dict[int, tuple[np.ndarray | None, float]] = {}
+        out = UtteranceAlignments(positions=[int(p) for p in positions])
+        for part in parts:
+            for p, ali, loglike in zip(part.positions, part.alignments, part.loglikes):
+                found[p] = (ali, loglike)
+            out.failures.update(part.failures)
+            for k, v in part.seconds.items():
+                out.seconds[k] = max(out.seconds.get(k, 0.0), v)
+        for p in out.positions:
+            ali, loglike = found[p]
+            out.alignments.append(ali)
+            out.loglikes.append(loglike)
         return out
 
     def set_alignments(self, alignments: Sequence[np.ndarray | None], failures: Mapping[str, str]) -> None:
@@ -935,6 +1088,148 @@ def fingerprint(files: Mapping[str, str | os.PathLike], options: Mapping[str, An
     return {"sha256": hashlib.sha256(blob.encode()).hexdigest(), "files": hashes}
 
 
+def split_into_blocks(lengths: Sequence[int], block_frames: int) -> list[list[int]]:
+    """Cut a sequence of utterances (their frame counts, in order) into consecutive blocks of at least
+    ``block_frames`` frames (the last one may be shorter); ``block_frames <= 0`` gives one block. Returns
+    each block's indices into ``lengths``."""
+    if not len(lengths):
+        return []
+    if block_frames <= 0:
+        return [list(range(len(lengths)))]
+    blocks: list[list[int]] = [[]]
+    frames = 0
+    for i, n in enumerate(lengths):
+        if frames >= block_frames:
+            blocks.append([])
+            frames = 0
+        blocks[-1].append(i)
+        frames += int(n)
+    return blocks
+
+
+@dataclass
+class DoneUtterance:
+    """One utterance of a saved alignment block: its transition-state ids (None: failed, with ``failure``)
+    and the unscaled acoustic log-likelihood of its path."""
+
+    alignment: np.ndarray | None
+    failure: str | None
+    loglike: float
+
+
+class AlignmentBlocks:
+    """The alignment blocks already done of one alignment run, in ``<out>/.align_blocks/``.
+
+    After each block of utterances, :func:`align_data_dir` saves the block's alignments, failures and path
+    log-likelihoods in one ``.npz`` file written atomically (:func:`asr.atomic.atomic_write`), tagged with the
+    run's key (the sha256 of :func:`fingerprint`: input files and options). A run started again reads the
+    blocks of the same key and aligns only the other utterances. Files of another key, damaged files and files
+    that do not match the feature archive are deleted (their utterances are aligned again). The directory is
+    removed once ``align.json`` is written.
+
+    Args:
+        out_dir: the alignment dir; key: the run's key.
+    """
+
+    FORMAT = "asr-align-block-1"
+
+    def __init__(self, out_dir: str | os.PathLike, key: str):
+        self.dir = Path(out_dir) / ALIGN_BLOCKS
+        self.key = key
+
+    def load(
+        self, utt_ids: Sequence[str], offsets: np.ndarray, num_transition_states: int
+    ) -> tuple[dict[int, DoneUtterance], int]:
+        """The utterances already aligned: archive position -> :class:`DoneUtterance`, and the number of block
+        files they came from. ``utt_ids``, ``offsets``: the feature archive's; alignments must fit them and hold
+        transition-state ids below ``num_transition_states``."""
+        done: dict[int, DoneUtterance] = {}
+        num_blocks = 0
+        if not self.dir.is_dir():
+            return done, 0
+        position = {u: i for i, u in enumerate(utt_ids)}
+        for path in sorted(self.dir.glob("block-*.npz")):
+            try:
+                block = self._read(path, position, offsets, num_transition_states)
+            except _OtherKey:
+                logger.info("discarding %s: it was written for other inputs or options", path)
+                path.unlink(missing_ok=True)
+                continue
+            except Exception as err:  # noqa: BLE001 (any damage: the block is aligned again)
+                logger.warning("discarding %s: it is damaged (%s: %s); aligning it again", path,
+                               type(err).__name__, err)  # fmt: skip
+                path.unlink(missing_ok=True)
+                continue
+            done.update(block)
+            num_blocks += 1
+        return done, num_blocks
+
+    def _read(
+        self, path: Path, position: Mapping[str, int], offsets: np.ndarray, num_transition_states: int
+    ) -> dict[int, DoneUtterance]:
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["format"]) != self.FORMAT or str(z["key"]) != self.key:
+                raise _OtherKey()
+            utts = [str(u) for u in z["utt_ids"]]
+            lengths = z["lengths"].astype(np.int64)
+            tstates = z["tstates"]
+            failures = [str(f) for f in z["failures"]]
+            loglikes = z["loglikes"].astype(np.float64)
+        if not (len(utts) == len(lengths) == len(failures) == len(loglikes)):
+            raise ValueError("arrays of different lengths")
+        if tstates.dtype != np.int32 or tstates.ndim != 1 or int(lengths.clip(min=0).sum()) != len(tstates):
+            raise ValueError("alignment lengths do not add up")
+        if len(tstates) and (int(tstates.min()) < 0 or int(tstates.max()) >= num_transition_states):
+            raise ValueError("transition-state ids out of range")
+        out: dict[int, DoneUtterance] = {}
+        start = 0
+        for utt, n, failure, loglike in zip(utts, lengths.tolist(), failures, loglikes.tolist()):
+            if utt not in position:
+                raise ValueError(f"utterance {utt} is not in the feature archive")
+            pos = position[utt]
+            if n < 0:
+                if not failure:
+                    raise ValueError(f"utterance {utt}: no alignment and no failure")
+                out[pos] = DoneUtterance(None, failure, 0.0)
+                continue
+            if n != int(offsets[pos + 1] - offsets[pos]):
+                raise ValueError(f"utterance {utt}: alignment of {n} frames for {offsets[pos + 1] - offsets[pos]}")
+            out[pos] = DoneUtterance(tstates[start : start + n].copy(), None, float(loglike))
+            start += n
+        return out
+
+    def save(self, utt_ids: Sequence[str], result: UtteranceAlignments) -> Path:
+        """Write one block (the utterances of ``result``, ``utt_ids`` the archive's ids) atomically; returns
+        its path (``block-<first position>-<last position>.npz``)."""
+        positions = result.positions
+        path = self.dir / f"block-{positions[0]:08d}-{positions[-1]:08d}.npz"
+        utts = [utt_ids[p] for p in positions]
+        lengths = np.array([-1 if a is None else len(a) for a in result.alignments], dtype=np.int64)
+        alis = [np.asarray(a, dtype=np.int32) for a in result.alignments if a is not None]
+        tstates = np.concatenate(alis) if alis else np.zeros(0, dtype=np.int32)
+        failures = [result.failures.get(u, "not aligned") if a is None else "" for u, a in zip(utts, result.alignments)]
+        with atomic_write(path, "wb") as f:
+            np.savez(
+                f,
+                format=np.array(self.FORMAT),
+                key=np.array(self.key),
+                utt_ids=np.array(utts, dtype=str),
+                lengths=lengths,
+                tstates=tstates,
+                failures=np.array(failures, dtype=str),
+                loglikes=np.array(result.loglikes, dtype=np.float64),
+            )
+        return path
+
+    def remove(self) -> None:
+        """Delete the blocks (the alignment is complete, or it is redone from scratch)."""
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class _OtherKey(Exception):
+    """A block file of other inputs or options."""
+
+
 def check_phones_match(model_phones: str | os.PathLike, lang_phones: str | os.PathLike) -> None:
     """InputError unless the two ``phones.txt`` hold the same symbols with the same ids."""
     if SymbolTable.read(model_phones) != SymbolTable.read(lang_phones):
@@ -958,8 +1253,15 @@ def align_data_dir(
     num_jobs: int = DEFAULT_JOBS,
     options: AlignOptions | None = None,
     force: bool = False,
+    block_frames: int = DEFAULT_BLOCK_FRAMES,
 ) -> dict[str, Any]:
     """Align every utterance of a data dir with a trained model (Kaldi's ``steps/align_si.sh``).
+
+    Utterances are aligned in blocks of about ``block_frames`` frames (archive order; 0: one block), each saved
+    in ``<out>/.align_blocks/`` once done (:class:`AlignmentBlocks`), so that a run killed midway and started
+    again with the same inputs and options aligns only the utterances of the blocks it had not finished. The
+    outputs do not depend on ``block_frames``, ``num_jobs`` or interruptions (the worker processes live across
+    blocks). ``force`` discards a complete output and saved blocks.
 
     Returns:
         The ``align.json`` summary (``num_utts``, ``num_failed``, ``failed`` [[utt, reason]], seconds...).
@@ -992,6 +1294,9 @@ def align_data_dir(
     }
     fp = fingerprint(inputs, dataclasses.asdict(options))
     done = out_dir / ALIGN_JSON
+    blocks = AlignmentBlocks(out_dir, fp["sha256"])
+    if force:
+        blocks.remove()
     if not force and done.is_file():
         try:
             previous = json.loads(done.read_text(encoding="utf-8"))
@@ -1020,20 +1325,54 @@ def align_data_dir(
             archive_path,
             " ".join(transcripts.not_in_archive[:10]),
         )
-    t0 = time.perf_counter()
-    with AlignmentJobs(
-        archive_path,
-        transcripts,
-        lang_dir / "L.fst",
-        num_jobs,
-        model.delta_order,
-        model.delta_window,
-        feature_transform=model.feature_transform,
-    ) as jobs:
-        t_setup = time.perf_counter() - t0
-        graph_seconds = jobs.set_model(model.transition_model, model.ctx_dep, options, compile_graphs=True)
-        result = jobs.run_pass(model.gmm, realign=True, accumulate=False, options=options)
-        alignments, failures = jobs.get_alignments()
+    lengths = np.diff(offsets)
+    saved, num_saved = blocks.load(utt_ids, offsets, model.transition_model.num_transition_states)
+    if saved:
+        logger.info("resuming alignment from %d block(s): %d utterances done", num_saved, len(saved))
+    todo = [p for p in range(len(utt_ids)) if p not in saved]
+    todo_blocks = [[todo[i] for i in b] for b in split_into_blocks([lengths[p] for p in todo], block_frames)]
+    seconds = {"setup": 0.0, "graphs": 0.0, "likelihoods": 0.0, "viterbi": 0.0, "save_blocks": 0.0}
+    if todo:
+        t0 = time.perf_counter()
+        with AlignmentJobs(
+            archive_path,
+            transcripts,
+            lang_dir / "L.fst",
+            num_jobs,
+            model.delta_order,
+            model.delta_window,
+            feature_transform=model.feature_transform,
+            blocks=todo_blocks,
+        ) as jobs:
+            jobs.set_model(model.transition_model, model.ctx_dep, options, compile_graphs=False)
+            seconds["setup"] = time.perf_counter() - t0
+            frames_done, frames_todo = 0, int(sum(lengths[p] for p in todo))
+            for b, positions in enumerate(todo_blocks):
+                t_block = time.perf_counter()
+                result = jobs.align_utterances(positions, model.gmm if b == 0 else None, options)
+                for k, v in result.seconds.items():
+                    seconds[k] = seconds.get(k, 0.0) + v
+                t_save = time.perf_counter()
+                blocks.save(utt_ids, result)
+                seconds["save_blocks"] += time.perf_counter() - t_save
+                for p, ali, loglike in zip(result.positions, result.alignments, result.loglikes):
+                    saved[p] = DoneUtterance(ali, None if ali is not None else result.failures[utt_ids[p]], loglike)
+                frames_done += int(sum(lengths[p] for p in positions))
+                logger.info(
+                    "aligned block %d of %d: %d utterances, %d frames in %.1f s (%.0f%% of the frames to align)",
+                    b + 1,
+                    len(todo_blocks),
+                    len(positions),
+                    int(sum(lengths[p] for p in positions)),
+                    time.perf_counter() - t_block,
+                    100.0 * frames_done / max(frames_todo, 1),
+                )
+    alignments = [saved[p].alignment for p in range(len(utt_ids))]
+    failures = {utt_ids[p]: saved[p].failure for p in range(len(utt_ids)) if saved[p].alignment is None}
+    aligned = [p for p in range(len(utt_ids)) if saved[p].alignment is not None]
+    realigned_frames = int(sum(lengths[p] for p in aligned))
+    # fsum: the exact sum, the same whatever the order of blocks and jobs
+    total_loglike = math.fsum(saved[p].loglike for p in aligned)
     report = AlignmentFailures()
     for utt in utt_ids:
         if utt in failures:
@@ -1059,7 +1398,7 @@ def align_data_dir(
         if (out_dir / name).resolve() != (model_dir / name).resolve():
             with atomic_path(out_dir / name) as tmp:
                 shutil.copyfile(model_dir / name, tmp)
-    per_frame = result.align_loglike / result.realigned_frames if result.realigned_frames else math.nan
+    per_frame = total_loglike / realigned_frames if realigned_frames else math.nan
     summary = {
         "data_dir": os.fspath(data_dir),
         "lang_dir": os.fspath(lang_dir),
@@ -1070,12 +1409,10 @@ def align_data_dir(
         "failed": [[u, failures[u]] for u in utt_ids if u in failures],
         "not_in_feature_archive": transcripts.not_in_archive,
         "acoustic_loglike_per_frame": round(per_frame, 6),
-        "num_jobs": jobs.num_jobs,
+        "num_jobs": max(1, min(num_jobs, len(utt_ids))),
         "options": dataclasses.asdict(options),
         "seconds": {
-            "setup": round(t_setup, 3),
-            "graphs": round(graph_seconds, 3),
-            **{k: round(v, 3) for k, v in result.seconds.items()},
+            **{k: round(v, 3) for k, v in seconds.items()},
             "total": round(time.perf_counter() - t_start, 3),
         },
         "fingerprint": fp,
@@ -1083,6 +1420,7 @@ def align_data_dir(
     with atomic_write(done) as f:
         json.dump(summary, f, indent=1)
         f.write("\n")
+    blocks.remove()
     logger.info(
         "aligned %s with %s: %d utterances, %d failed, acoustic log-likelihood per frame %.4f, %.1f s -> %s",
         data_dir,
@@ -1097,7 +1435,8 @@ def align_data_dir(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m asr.gmm.align --data D --lang L --model M --out O [--jobs N] [--force]``."""
+    """``python -m asr.gmm.align --data D --lang L --model M --out O [--jobs N] [--block-frames F] [--force]``;
+    returns the exit code."""
     parser = argparse.ArgumentParser(
         prog="python -m asr.gmm.align", description="Force-align a data dir with a GMM-HMM model (align_si.sh)."
     )
@@ -1110,13 +1449,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--retry-beam", type=float, default=AlignOptions.retry_beam)
     parser.add_argument("--acoustic-scale", type=float, default=AlignOptions.acoustic_scale)
     parser.add_argument("--force", action="store_true", help="realign even if --out is complete")
+    parser.add_argument(
+        "--block-frames",
+        type=int,
+        default=DEFAULT_BLOCK_FRAMES,
+        help="save the work done after every block of about this many frames, so that a killed run resumes "
+        f"(default {DEFAULT_BLOCK_FRAMES}; 0: one block)",
+    )
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     options = AlignOptions(acoustic_scale=args.acoustic_scale, beam=args.beam, retry_beam=args.retry_beam)
     try:
         align_data_dir(
-            args.data, args.lang, args.model, args.out, num_jobs=args.jobs, options=options, force=args.force
+            args.data,
+            args.lang,
+            args.model,
+            args.out,
+            num_jobs=args.jobs,
+            options=options,
+            force=args.force,
+            block_frames=args.block_frames,
         )
     except AsrError as e:
         logger.error("%s", e)

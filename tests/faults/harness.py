@@ -180,8 +180,10 @@ def run_with_kills(
 
 
 def kill_times(seed: int, count: int, low: float, high: float) -> list[float]:
-    """``count`` sorted delays drawn uniformly from ``[low, high]`` with ``random.Random(seed)``."""
-    rng = random.Random(seed)
+    """``count`` sorted delays drawn uniformly from ``[low, high]`` with ``random.Random(seed)``; the environment
+    variable ``ASR_FAULT_SEED=K`` (default 0) shifts every seed, so that a longer campaign (several runs of
+    ``pytest tests/faults``, K = 1, 2, ...) tries other kill points than CI's."""
+    rng = random.Random(seed + 1000 * int(os.environ.get("ASR_FAULT_SEED", "0") or 0))
     return sorted(rng.uniform(low, high) for _ in range(count))
 
 

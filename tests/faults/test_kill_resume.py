@@ -71,10 +71,11 @@ def _is_log(rel: Path) -> bool:
 
 def test_feature_extraction(yesno_recipe, tmp_path):
     """fbank then MFCC archives of a data dir (as a recipe's feature stage): a killed run keeps the archive that
-    was complete (logged as up to date) and redoes the other."""
+    was complete (logged as up to date) and resumes the other from the parts it saved (every 1000 frames, about
+    two utterances), which a kill never leaves corrupt (no run discards one)."""
     data = tmp_path / "train"
     shutil.copytree(yesno_recipe.data / "train", data, ignore=shutil.ignore_patterns("*.h5"))
-    compute = f"{PY} -m asr.features.compute --data {data} --jobs 2"
+    compute = f"{PY} -m asr.features.compute --data {data} --jobs 2 --part-frames 1000"
     cmd = ["bash", "-c", f"{compute} --type fbank && {compute} --type mfcc --use-energy true"]
     ref_dir = tmp_path / "ref"
     ref_dir.mkdir()
@@ -84,21 +85,31 @@ def test_feature_extraction(yesno_recipe, tmp_path):
     for name in ("fbank.h5", "mfcc.h5"):
         shutil.move(data / name, ref_dir / name)
     reference = {name: ref_dir / name for name in ("fbank.h5", "mfcc.h5")}
-    only_h5 = lambda rel: rel.suffix != ".h5"  # noqa: E731 (the data dir's own files are inputs)
-    total = kept = 0
-    # random moments over the whole run, then moments just after an archive's temporary file appeared
+    # the data dir's own files are inputs; the parts (.<archive>.parts/) are not outputs
+    only_h5 = lambda rel: rel.suffix != ".h5" or rel.parts[0].endswith(".parts")  # noqa: E731
+    total = kept = resumed = discarded = 0
+    # random moments over the whole run, moments just after an archive's temporary file appeared, and just after
+    # the first part appeared
     for seed, delays, trigger in (
         (0, kill_times(0, 4, 0.1 * seconds, 0.95 * seconds), None),
         (1, kill_times(1, 3, 0.0, 0.15), file_appears(data, ".*.h5.tmp.*")),
+        (2, kill_times(2, 2, 0.0, 0.1), file_appears(data, ".*.parts/part-*.h5")),
     ):
         for name in ("fbank.h5", "mfcc.h5"):
             (data / name).unlink(missing_ok=True)
+            shutil.rmtree(data / f".{name}.parts", ignore_errors=True)
         report = _run_and_check(f"features-{seed}", cmd, data, reference, delays, tmp_path, trigger=trigger,
                                 ignore=only_h5)  # fmt: skip
         total += report.kill_points
         kept += sum("is up to date" in r.output for r in report.runs)
-    print(f"[faults] feature extraction: {total} kill points; {kept} runs kept a complete archive")
-    assert total >= 3
+        resumed += sum("resuming" in r.output for r in report.runs)
+        discarded += sum("discarding" in r.output for r in report.runs)
+        assert not list(data.glob(".*.parts")), "the parts were not removed with the archive in place"
+    print(
+        f"[faults] feature extraction: {total} kill points; {kept} runs kept a complete archive, {resumed} resumed "
+        f"from parts, {discarded} discarded parts"
+    )
+    assert total >= 3 and resumed >= 1 and discarded == 0
 
 
 def _mono_cmd(yesno_recipe, out: Path) -> list[str]:
@@ -152,12 +163,30 @@ def test_alignment(yesno_recipe, tmp_path):
     cmd = [
         PY, "-m", "asr.gmm.align", "--data", str(yesno_recipe.data / "train"), "--lang",
         str(yesno_recipe.data / "lang"), "--model", str(yesno_recipe.exp / "mono"), "--out", str(out), "--jobs", "2",
+        "--block-frames", "1000",
     ]  # fmt: skip
     seconds = _reference(cmd, out, tmp_path / "ali_ref")
     reference = output_files(tmp_path / "ali_ref", _is_log)
-    report = _run_and_check("align", cmd, out, reference, kill_times(3, 3, 0.3 * seconds, 0.95 * seconds), tmp_path,
-                            ignore=_is_log)  # fmt: skip
-    assert report.kill_points >= 1
+    assert not any(name.startswith(".align_blocks") for name in reference)  # removed when complete
+    blocks = lambda rel: rel.parts[0] == ".align_blocks"  # noqa: E731 (atomic npz files, checked on loading)
+    total = resumed = 0
+    # a random moment over the whole run, then (twice, from scratch) a moment just after the first block of
+    # utterances was saved: the run after it resumes from the blocks on disk
+    first_block = file_appears(out / ".align_blocks", "block-*.npz")
+    for seed, delays, trigger in (
+        (3, kill_times(3, 1, 0.3 * seconds, 0.95 * seconds), None),
+        (4, kill_times(4, 1, 0.0, 0.6), first_block),
+        (5, kill_times(5, 1, 0.0, 0.6), first_block),
+    ):
+        shutil.rmtree(out, ignore_errors=True)
+        report = _run_and_check(f"align-{seed}", cmd, out, reference, delays, tmp_path, trigger=trigger,
+                                ignore=lambda rel: _is_log(rel) or blocks(rel))  # fmt: skip
+        total += report.kill_points
+        resumed += sum("resuming alignment" in r.output for r in report.runs)
+        assert not any("is damaged" in r.output for r in report.runs)  # no block file was left half-written
+        assert not (out / ".align_blocks").exists()  # removed once align.json is written
+    print(f"[faults] alignment: {total} kill points, {resumed} runs resumed from saved blocks")
+    assert total >= 2 and resumed >= 1
 
 
 def test_decoding_resumes_per_utterance(yesno_recipe, tmp_path):
@@ -212,3 +241,94 @@ def test_dnn_training_resumes_from_checkpoints_with_equal_weights(yesno_recipe, 
     resumed = sum("resumed from" in r.output for r in report.runs)
     print(f"[faults] DNN training: {report.kill_points} kill points, {resumed} runs resumed from a checkpoint")
     assert report.kill_points >= 1 and resumed >= 1
+
+
+# -- LDA+MLLT and SAT training (resumed per EM iteration, with the feature / speaker transforms) ----------------
+
+
+def _rewritten_in_this_run(path: Path, log_dir: Path):
+    """A trigger: True once ``path`` (the EM checkpoint) was written by the run being watched (the one logging to
+    the newest ``run<i>.log`` of ``log_dir``), so that a resumed run too is killed a while after it saved an EM
+    iteration of its own, not while it starts up."""
+    seen: dict[Path, tuple[int, int] | None] = {}
+
+    def version() -> tuple[int, int] | None:
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_mtime_ns
+
+    def trigger() -> bool:
+        logs = sorted(log_dir.glob("run*.log"), key=lambda p: int(p.stem[3:]))
+        if not logs:
+            return False
+        now = version()
+        if logs[-1] not in seen:  # first look of this run: the checkpoint of the runs before
+            seen[logs[-1]] = now
+            return False
+        return now is not None and now != seen[logs[-1]]
+
+    return trigger
+
+
+def _em_training_kill_resume(stage: str, cmd: list[str], out: Path, tmp_path: Path) -> tuple[int, int]:
+    """Kill an EM training stage (a) twice, each a random moment (0-0.3 s) after the run wrote an EM checkpoint
+    (the first one appearing, then one of the resumed run's), and (b) once, from scratch, at a random moment of
+    the whole run; each time the final outputs must equal an uninterrupted run's. Returns (kill points, runs that
+    resumed from a checkpoint)."""
+    seconds = _reference(cmd, out, tmp_path / f"{stage}_ref")
+    reference = output_files(tmp_path / f"{stage}_ref", _is_log)
+    assert "em_state.pt" not in reference  # removed once the model dir is complete
+    ckpt = lambda rel: rel.name == "em_state.pt"  # noqa: E731
+    total = resumed = 0
+    for seed, delays, triggered in (
+        (10, kill_times(10, 2, 0.0, 0.3), True),
+        (11, kill_times(11, 1, 0.2 * seconds, 0.8 * seconds), False),
+    ):
+        shutil.rmtree(out, ignore_errors=True)
+        name = f"{stage}-{seed}"
+        trigger = _rewritten_in_this_run(out / "em_state.pt", tmp_path / f"logs_{name}") if triggered else None
+        report = _run_and_check(name, cmd, out, reference, delays, tmp_path, trigger=trigger, ignore=_is_log,
+                                loadable=ckpt)  # fmt: skip
+        total += report.kill_points
+        resumed += sum("resuming EM training" in r.output for r in report.runs)
+        assert not (out / "em_state.pt").exists()
+    return total, resumed
+
+
+def _lda_mllt_args(yesno_recipe, ali_dir: Path, out: Path) -> list[str]:
+    return [
+        "--data", str(yesno_recipe.data / "train"), "--lang", str(yesno_recipe.data / "lang"), "--ali-dir",
+        str(ali_dir), "--out", str(out), "--num-iters", "16", "--realign-iters", "5 10", "--num-leaves", "20",
+        "--total-gauss", "80", "--jobs", "1",
+    ]  # fmt: skip
+
+
+def test_lda_mllt_training_resumes_per_iteration(yesno_recipe, tmp_path):
+    """LDA+MLLT on the monophone alignment (MLLT at iterations 2 4 6 12): killed runs resume with the saved
+    LDA+MLLT transform and end with the same final.mat.pt, model, alignment and train_log.json."""
+    out = tmp_path / "tri2b"
+    cmd = [PY, "-m", "asr.gmm.train_lda_mllt", *_lda_mllt_args(yesno_recipe, yesno_recipe.exp / "mono", out),
+           "--mllt-iters", "2 4 6 12"]  # fmt: skip
+    total, resumed = _em_training_kill_resume("lda_mllt", cmd, out, tmp_path)
+    print(f"[faults] LDA+MLLT training: {total} kill points, {resumed} runs resumed from an EM checkpoint")
+    assert total >= 3 and resumed >= 1
+
+
+def test_sat_training_resumes_per_iteration(yesno_recipe, tmp_path):
+    """SAT on an LDA+MLLT model (fMLLR at iterations 2 4 6 12): killed runs resume with the saved initial and
+    current speaker transforms and end with the same trans.pt, alignment model, model, alignment and
+    train_log.json."""
+    from asr.gmm.train_lda_mllt import main as train_lda_mllt_main
+
+    lda = tmp_path / "tri2b"  # a small LDA+MLLT model (the later options override the earlier)
+    lda_args = [*_lda_mllt_args(yesno_recipe, yesno_recipe.exp / "mono", lda), "--num-iters", "6", "--realign-iters",
+                "5", "--mllt-iters", "2 4"]  # fmt: skip
+    assert train_lda_mllt_main(lda_args) == 0
+    out = tmp_path / "tri3b"
+    cmd = [PY, "-m", "asr.gmm.train_sat", *_lda_mllt_args(yesno_recipe, lda, out), "--fmllr-iters", "2 4 6 12",
+           "--fmllr-min-count", "100"]  # fmt: skip
+    total, resumed = _em_training_kill_resume("sat", cmd, out, tmp_path)
+    print(f"[faults] SAT training: {total} kill points, {resumed} runs resumed from an EM checkpoint")
+    assert total >= 3 and resumed >= 1
