@@ -183,7 +183,8 @@ def seed_archive(seeds: Path, work: Path) -> dict:
                 w.append(utt, f)
             w.set_cmvn_stats(["spk"], stats, [0] * len(feats))
             w.set_skipped(["0_0_0_0_bad"])
-    return {"reference": sorted({read_archive_digest(str(seeds / n)) for n in ("plain.h5", "gzip.h5")})}
+    read_feature_archive = _shared_fuzz_pieces()[1].read_feature_archive
+    return {"reference": sorted({read_feature_archive(str(seeds / n)) for n in ("plain.h5", "gzip.h5")})}
 
 
 def seed_bundle(seeds: Path, work: Path, bundle: Path | None) -> dict:
@@ -213,88 +214,13 @@ def seed_bundle(seeds: Path, work: Path, bundle: Path | None) -> dict:
 # ------------------------------------------------------------------------------------- helpers shared by both
 
 
-def read_archive_digest(path: str) -> str:
-    """Open a feature archive and read everything in it; a sha256 of the content (ids, offsets, frames,
-    attributes, CMVN statistics, skipped ids)."""
-    import numpy as np
+def _shared_fuzz_pieces():
+    """The hypothesis tests' isolated worker and parse targets (tests/fuzz), shared with this script."""
+    sys.path.insert(0, str(REPO / "tests" / "fuzz"))
+    import fuzz_helpers
+    import fuzz_targets
 
-    from asr.features.archive import FeatureArchive
-
-    digest = hashlib.sha256()
-    with FeatureArchive(path) as archive:
-        digest.update("\n".join(archive.utt_ids).encode())
-        digest.update(np.ascontiguousarray(archive.offsets).tobytes())
-        digest.update(np.ascontiguousarray(archive.read_all()).tobytes())
-        for key in sorted(archive.attrs):
-            digest.update(f"{key}={archive.attrs[key]!r}".encode())
-        stats = archive.cmvn_stats()
-        if stats is not None:
-            for key in sorted(stats):
-                digest.update(key.encode() + np.ascontiguousarray(stats[key]).tobytes())
-            digest.update(np.ascontiguousarray(archive.cmvn_utt_group()).tobytes())
-        digest.update("\n".join(archive.skipped_utt_ids).encode())
-        for utt in archive.utt_ids:
-            digest.update(archive.read(utt).tobytes())
-    return digest.hexdigest()
-
-
-def _g_serve(conn) -> None:
-    """Worker process loop: ``(arpa, words)`` in, :func:`asr.lang.grammar.arpa_to_g`'s outcome out."""
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    devnull = os.open(os.devnull, os.O_WRONLY)  # kaldilm's chatter
-    os.dup2(devnull, 2)
-    logging.disable(logging.CRITICAL)
-    from asr.errors import AsrError
-    from asr.lang.grammar import arpa_to_g
-
-    while True:
-        try:
-            args = conn.recv()
-        except EOFError:
-            return
-        if args is None:
-            return
-        try:
-            out = ("ok", int(arpa_to_g(*args).num_states))
-        except AsrError as err:
-            out = ("ours", type(err).__name__, str(err), getattr(err, "path", None))
-        except Exception as err:  # noqa: BLE001 (any other exception is a finding)
-            out = ("bug", type(err).__name__, traceback.format_exc()[-3000:])
-        conn.send(out)
-
-
-class GWorker:
-    """A spawned process running arpa_to_g: ``call`` gives its outcome, ``("crash", code)`` if it died, or
-    ``("hang", seconds)`` if it did not answer in time (it is then replaced)."""
-
-    def __init__(self, timeout: float):
-        import multiprocessing
-
-        self.timeout = timeout
-        self._ctx = multiprocessing.get_context("spawn")
-        self._start()
-
-    def _start(self) -> None:
-        self.conn, child = self._ctx.Pipe()
-        self.proc = self._ctx.Process(target=_g_serve, args=(child,), daemon=True)
-        self.proc.start()
-        child.close()
-
-    def call(self, *args):
-        """``arpa_to_g(*args)`` in the worker."""
-        self.conn.send(args)
-        if not self.conn.poll(self.timeout):
-            self.proc.kill()
-            self.proc.join()
-            self._start()
-            return ("hang", self.timeout)
-        try:
-            return self.conn.recv()
-        except EOFError:
-            self.proc.join()
-            code = self.proc.exitcode
-            self._start()
-            return ("crash", code)
+    return fuzz_helpers, fuzz_targets
 
 
 # ------------------------------------------------------------------------------------------- the fuzzed process
@@ -410,7 +336,8 @@ def make_harness(target: str, work: Path, ctx: dict):
         from asr.lang.ngram import NgramLM
 
         path, words = tmp / "lm.arpa", tmp / "words.txt"
-        g_worker = GWorker(timeout=ctx["hang_seconds"])
+        helpers, targets = _shared_fuzz_pieces()
+        g_worker = helpers.IsolatedWorker(targets.arpa_to_g, timeout=ctx["hang_seconds"])
         seen: set[bytes] = set()
         stats.update(g_tried=0, g_ok=0)
         last_g = [0.0]
@@ -518,6 +445,7 @@ def make_harness(target: str, work: Path, ctx: dict):
     if target == "archive":
         path = tmp / "fbank.h5"
         reference = set(ctx["reference"])
+        read_archive_digest = _shared_fuzz_pieces()[1].read_feature_archive
 
         def run(data: bytes):
             path.write_bytes(data)
