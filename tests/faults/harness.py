@@ -306,13 +306,17 @@ def check_no_partial_outputs(
     loadable: Callable[[Path], bool] = lambda p: False,
 ) -> list[str]:
     """After a kill: every output present under its final name is complete. Files of the reference must equal
-    it; files for which ``loadable(relative path)`` is True (checkpoints) must load with ``torch.load``;
+    it; files for which ``loadable(relative path)`` is True (checkpoints, progress JSON) must load with
+    ``torch.load`` (``json.loads`` for ``.json``);
     anything else is reported. Returns the problems (empty: fine)."""
     problems = []
     for rel, path in output_files(directory, ignore).items():
         if loadable(Path(rel)):
             try:
-                load_torch(path)
+                if path.suffix == ".json":  # a progress file rewritten during the run (train_log.json)
+                    json.loads(path.read_text(encoding="utf-8"))
+                else:
+                    load_torch(path)
             except Exception as err:  # noqa: BLE001 (any failure means a half-written file)
                 problems.append(f"{rel}: cannot be loaded after the kill ({type(err).__name__})")
         elif rel in reference:
