@@ -92,7 +92,7 @@ def download_and_unpack(url: str, dest: Path, *, strip_top: bool) -> Path:
 
 
 #: corpora whose preparers take ``skip_bad`` (keep recordings with unreadable headers, for compute --skip-bad)
-SKIP_BAD_CORPORA = ("yesno", "an4")
+SKIP_BAD_CORPORA = ("yesno", "an4", "librispeech", "timit")
 
 
 def prepare(corpus: str, root: Path | None, out: Path, *, download: bool = False, **options) -> dict[str, Path]:

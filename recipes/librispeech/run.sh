@@ -58,7 +58,7 @@ if run_stage 0; then
     *) echo "$0: --download must be true or false, got '$download'" >&2; exit 1 ;;
   esac
   # shellcheck disable=SC2086  # download_flag is empty or one word
-  python -m asr.data.prepare librispeech --root "$corpus" --out "$data" $download_flag
+  python -m asr.data.prepare librispeech --root "$corpus" --out "$data" $download_flag "${skip_bad_opts[@]}"
 fi
 
 if run_stage 1; then

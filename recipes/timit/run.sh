@@ -46,7 +46,7 @@ run_stage() { [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; }
 
 if run_stage 0; then
   echo "stage 0: data dirs from $corpus"
-  python -m asr.data.prepare timit --root "$corpus" --out "$data" --phone-set 39 \
+  python -m asr.data.prepare timit --root "$corpus" --out "$data" --phone-set 39 "${skip_bad_opts[@]}" \
     --phone-map recipes/timit/local/phones.61-48-39.map --dev-list "$dev_list" --test-list "$test_list"
 fi
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -203,3 +204,20 @@ def test_recipe_stages_0_to_4(libri: LibriFixture, tmp_path: Path):
     assert results["utts"] == len(libri.texts["dev-clean-2"]) and results["missing_hyps"] == []
     assert 0.0 <= results["wer"] <= 100.0 and results["lm_weight"] in range(8, 13)
     assert "librispeech recipe: done (stages 0..4)" in proc.stdout
+
+
+def test_unreadable_flac_stops_or_is_kept_with_skip_bad(libri: LibriFixture, tmp_path: Path, caplog):
+    """A truncated .flac: an InputError naming it; with ``skip_bad`` it stays in the data dir (a warning names it,
+    no utt2dur), for feature extraction --skip-bad to leave out and list."""
+    root = tmp_path / "corpus"
+    shutil.copytree(libri.root / "LibriSpeech" / "dev-clean-2", root / "dev-clean-2")
+    bad = sorted((root / "dev-clean-2").rglob("*.flac"))[1]
+    bad.write_bytes(bad.read_bytes()[:20])
+    with pytest.raises(InputError, match="cannot read audio header") as err:
+        prepare_librispeech(root, tmp_path / "out", subsets=["dev-clean-2"])
+    assert err.value.path == str(bad)
+    caplog.set_level("WARNING", logger="asr.data.corpora.librispeech")
+    sets = prepare_librispeech(root, tmp_path / "out", subsets=["dev-clean-2"], skip_bad=True)
+    data = read_data_dir(sets["dev_clean_2"])
+    assert bad.stem in data.wav_scp and data.utt2dur is None
+    assert bad.name in caplog.text and "--skip-bad" in caplog.text

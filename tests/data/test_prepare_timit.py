@@ -191,3 +191,24 @@ def test_recipe_stages_0_to_4(timit: TimitFixture, tmp_path: Path):
         assert results["utts"] == 4 and results["words"] == ref_phones  # the "words" scored are phones
         assert f"exp/mono {set_name}: %PER {results['wer']:.2f} " in proc.stdout.replace(str(tmp_path) + "/", "")
     assert "timit recipe: done (stages 0..4)" in proc.stdout
+
+
+def test_unreadable_wav_stops_or_is_kept_with_skip_bad(timit: TimitFixture, timit_sets, tmp_path: Path, caplog):
+    """A test-set .WAV cut inside its SPHERE header: an InputError naming it; with ``skip_bad`` the utterance stays
+    (a warning names it) and that set has no utt2dur; the other sets keep theirs."""
+    import shutil
+
+    root = tmp_path / "TIMIT"
+    shutil.copytree(timit.root, root, symlinks=True)
+    utt = read_data_dir(timit_sets["test"]).utt_ids[0]
+    bad = root / timit.audio[utt].relative_to(timit.root)
+    bad.write_bytes(bad.read_bytes()[:40])
+    with pytest.raises(InputError) as err:
+        prepare_timit(root, tmp_path / "out")
+    assert err.value.path == str(bad)
+    caplog.set_level("WARNING", logger="asr.data.corpora.timit")
+    sets = prepare_timit(root, tmp_path / "out", skip_bad=True)
+    kept = [name for name, path in sets.items() if utt in read_data_dir(path).wav_scp]
+    assert len(kept) == 1 and read_data_dir(sets[kept[0]]).utt2dur is None
+    assert read_data_dir(sets["train"]).utt2dur is not None
+    assert bad.name in caplog.text and "--skip-bad" in caplog.text

@@ -154,35 +154,50 @@ def read_chapter(chapter_dir: str | os.PathLike) -> list[tuple[str, str, Path]]:
     return out
 
 
-def read_subset(subset_dir: str | os.PathLike) -> DataDir:
+def read_subset(subset_dir: str | os.PathLike, skip_bad: bool = False) -> DataDir:
     """Every chapter of a subset folder (``<reader>/<chapter>/``) as an in-memory data dir (audio headers read).
+
+    With ``skip_bad`` a file whose header cannot be read is kept (a warning names it) and the data dir has no
+    ``utt2dur``: feature extraction with ``--skip-bad`` then leaves it out and lists it.
 
     Raises:
         InputError: a malformed chapter (see :func:`read_chapter`), unreadable audio, no utterances.
     """
     subset_dir = Path(subset_dir)
     wav_scp, text, utt2spk, utt2dur = {}, {}, {}, {}
+    bad: list[str] = []
     for reader_dir in sorted(p for p in subset_dir.iterdir() if p.is_dir()):
         for chapter_dir in sorted(p for p in reader_dir.iterdir() if p.is_dir()):
             speaker = f"{reader_dir.name}-{chapter_dir.name}"
             for utt, words, audio in read_chapter(chapter_dir):
+                error: InputError | None = None
                 try:
                     info = soundfile.info(str(audio))
                 except (soundfile.LibsndfileError, RuntimeError, OSError) as e:
-                    raise InputError(f"cannot read audio header: {e}", audio) from e
-                if info.frames <= 0:
-                    raise InputError("audio file holds no samples", audio)
+                    error = InputError(f"cannot read audio header: {e}", audio)
+                else:
+                    if info.frames <= 0:
+                        error = InputError("audio file holds no samples", audio)
+                if error is not None:
+                    if not skip_bad:
+                        raise error
+                    log.warning("%s (kept: --skip-bad leaves it out at feature extraction)", error)
+                    bad.append(utt)
+                else:
+                    utt2dur[utt] = info.frames / info.samplerate
                 wav_scp[utt] = os.path.abspath(audio)
                 text[utt] = words
                 utt2spk[utt] = speaker
-                utt2dur[utt] = info.frames / info.samplerate
     if not wav_scp:
         raise InputError("no utterances (expected <reader>/<chapter>/<reader>-<chapter>-<n>.flac)", subset_dir)
-    return DataDir(wav_scp, text, utt2spk, utt2dur=utt2dur)
+    return DataDir(wav_scp, text, utt2spk, utt2dur=None if bad else utt2dur)
 
 
 def prepare_librispeech(
-    root: str | os.PathLike, out: str | os.PathLike, subsets: Sequence[str] = MINI_SUBSETS
+    root: str | os.PathLike,
+    out: str | os.PathLike,
+    subsets: Sequence[str] = MINI_SUBSETS,
+    skip_bad: bool = False,
 ) -> dict[str, Path]:
     """Write each subset as a data directory ``out/<subset with underscores>``.
 
@@ -190,6 +205,7 @@ def prepare_librispeech(
         root: the corpus folder (holds ``LibriSpeech/<subset>/`` or ``<subset>/``).
         out: where to write (e.g. ``data/librispeech``).
         subsets: the subset folder names (default mini_librispeech's two).
+        skip_bad: keep files whose audio header cannot be read (see :func:`read_subset`) instead of stopping.
 
     Returns:
         ``{data dir name: path}``, each validated (audio headers read).
@@ -212,7 +228,7 @@ def prepare_librispeech(
     out = Path(out)
     result = {}
     for subset in subsets:
-        data = read_subset(base / subset)
+        data = read_subset(base / subset, skip_bad)
         readers = {spk: spk.split("-")[0] for spk in set(data.utt2spk.values())}
         name = data_dir_name(subset)
         if all(r in genders for r in readers.values()):
@@ -221,7 +237,8 @@ def prepare_librispeech(
             log.info("%s: no spk2gender (SPEAKERS.TXT absent or incomplete)", subset)
             (out / name / "spk2gender").unlink(missing_ok=True)  # stale from an earlier run
         result[name] = write_data_dir(data, out / name)
-        log.info("%s", validate_data_dir(out / name))
+        # audio headers are read unless some were unreadable and kept (skip_bad): then feature extraction checks
+        log.info("%s", validate_data_dir(out / name, check_audio=data.utt2dur is not None))
     return result
 
 

@@ -344,6 +344,7 @@ def prepare_timit(
     phone_map: str | os.PathLike = PHONE_MAP_FILE,
     dev_speakers: Sequence[str] | str | os.PathLike = DEV_SPEAKERS_FILE,
     test_speakers: Sequence[str] | str | os.PathLike = TEST_SPEAKERS_FILE,
+    skip_bad: bool = False,
 ) -> dict[str, Path]:
     """Write TIMIT as data directories ``train``, ``dev`` and ``test`` under ``out`` (see the module docstring).
 
@@ -354,6 +355,8 @@ def prepare_timit(
         phone_map: the Lee & Hon table.
         dev_speakers, test_speakers: speaker ids taken from ``TEST``, or files listing them. A listed speaker
             that is absent is logged; a list none of whose speakers is present is an error.
+        skip_bad: keep utterances whose audio is unreadable (a warning names each; that set gets no ``utt2dur``)
+            instead of stopping; feature extraction with ``--skip-bad`` then leaves them out and lists them.
 
     Returns:
         ``{"train": out/"train", "dev": out/"dev", "test": out/"test"}``, each validated (audio headers read).
@@ -391,7 +394,12 @@ def prepare_timit(
             if not phones:
                 raise InputError("no phones left once folded (only q?)", u.phn)
             text[u.utt_id] = " ".join(phones)
-            durations[u.utt_id] = check_audio(u.audio)
+            try:
+                durations[u.utt_id] = check_audio(u.audio)
+            except InputError as error:
+                if not skip_bad:
+                    raise
+                log.warning("%s (kept: --skip-bad leaves it out at feature extraction)", error)
         spk2gender = None
         if all(s[:1] in ("f", "m") for s in by_speaker):
             spk2gender = {s: s[0] for s in by_speaker}
@@ -403,8 +411,9 @@ def prepare_timit(
             text=text,
             utt2spk={u.utt_id: u.speaker for u in utts},
             spk2gender=spk2gender,
-            utt2dur=durations,
+            utt2dur=durations if len(durations) == len(utts) else None,  # must cover every utterance
         )
         result[name] = write_data_dir(data, out / name)
-        log.info("%s", validate_data_dir(out / name))
+        # audio headers are read unless some were unreadable and kept (skip_bad): then feature extraction checks
+        log.info("%s", validate_data_dir(out / name, check_audio=data.utt2dur is not None))
     return result
