@@ -60,9 +60,10 @@ import multiprocessing
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -325,6 +326,9 @@ def decode_data_dir(
     model: AcousticModel | None = None,
     likelihood_threads: int = DEFAULT_LIKELIHOOD_THREADS,
     resumable: bool | None = None,
+    journal_extra: Any = None,
+    extra_fields: Mapping[str, Any] | None = None,
+    started: float | None = None,
 ) -> dict:
     """Decode every utterance of ``data_dir``, score, and write the outputs of the module docstring.
 
@@ -346,11 +350,16 @@ def decode_data_dir(
         resumable: keep the per-utterance journal (:mod:`asr.decode.journal`) so that a killed decode resumes;
             default: when the model is ``model_dir``'s own (``model`` None). Pass True with a ``model`` that
             is ``model_dir`` loaded as is (not adapted or changed in memory).
+        journal_extra: more key material of the journal (JSON-able), e.g. the digest of the transforms that an
+            adapted ``model`` applies; pass it with ``resumable=True`` when the model is not ``model_dir``'s own.
+        extra_fields: fields added to ``results.json`` (the selected weight's), written with it in one piece.
+        started: ``time.perf_counter()`` when the caller's run began (``wall_seconds`` counts from it; default:
+            this call's start).
 
     Returns:
         The results.json dict of the selected weight.
     """
-    t_start = time.perf_counter()
+    t_start = time.perf_counter() if started is None else started
     decoder_options = decoder_options or DecoderOptions()
     lm_weights = sorted({float(w) for w in lm_weights})
     if not lm_weights or any(w <= 0 for w in lm_weights):
@@ -383,6 +392,8 @@ def decode_data_dir(
     if use_journal:  # utterances a killed run decoded already (asr.decode.journal)
         inputs_files = [graph.hclg_path, graph.path / "words.txt", inputs.archive.path, data_path / "text"]
         key_options = {"lm_weights": lm_weights, "decoder": dataclasses.asdict(decoder_options)}
+        if journal_extra is not None:
+            key_options["extra"] = journal_extra
         journal = DecodeJournal(out_dir, journal_key(inputs_files, model_dir, key_options))
         wanted = set(inputs.utts)
         done = {u: r for u, r in journal.load().items() if u in wanted}
@@ -522,7 +533,7 @@ def decode_data_dir(
     best = by_weight[selected]
     write_hyp_text(best.hyps, out_dir / "hyp.txt")
     write_per_utt(best.score, out_dir / "per_utt.txt")
-    results = write_results_json(out_dir / "results.json", best.score, **fields_for(best))
+    results = write_results_json(out_dir / "results.json", best.score, **{**fields_for(best), **(extra_fields or {})})
     if journal is not None:
         journal.remove()
     for o in outcomes:

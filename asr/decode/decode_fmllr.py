@@ -25,17 +25,29 @@ Passes:
    and in ``results.json`` an ``"fmllr"`` entry: the first pass's WER, objective gains, speakers updated and
    the seconds of each pass (``decode_seconds`` and ``rtf`` cover the final search only; ``fmllr_seconds``
    the two earlier passes and the estimation).
+
+Resuming (after ``kill -9``): started again with the same inputs and options, a decode continues where it
+stopped. The two search passes append each utterance's words and best path to a journal
+(``--out/.fmllr_state/first_pass.jsonl`` and ``second_pass.jsonl``, :class:`asr.decode.journal.SearchJournal`,
+keyed by the pass, the graph, model, data and options; the second pass's key also by the first transforms'
+digest), so only the utterances not yet searched are searched; each estimation step's transforms are saved
+atomically (``.fmllr_state/trans_1.pt``, ``trans_2.pt``: tensors, ``weights_only`` loadable) and reused; the final
+decode keeps :func:`~asr.decode.decode_dir.decode_data_dir`'s journal, keyed also by the final transforms' digest.
+The outputs (``hyp.txt``, ``per_utt.txt``, ``trans.pt``, ``results.json`` but for its timings) equal an
+uninterrupted run's; ``trans.pt`` is written before ``results.json``, which is written once, complete, and
+``.fmllr_state`` is removed after it. After a resume, a pass's ``seconds`` count the last run's searches only.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import hashlib
-import json
 import logging
 import multiprocessing
 import os
+import shutil
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -47,7 +59,7 @@ import kaldi_decoder
 import numpy as np
 import torch
 
-from asr.atomic import atomic_write
+from asr.atomic import atomic_path, torch_save
 from asr.decode.decode_dir import (
     DEFAULT_JOBS,
     check_graph_matches_model,
@@ -58,6 +70,7 @@ from asr.decode.decode_dir import (
     wer_line,
 )
 from asr.decode.decoder import DecoderOptions, best_path, emission_scores
+from asr.decode.journal import SearchJournal, decode_path, journal_key
 from asr.decode.lm_weight import DEFAULT_LM_WEIGHT, format_lm_weight
 from asr.errors import AsrError, ConfigError, InputError
 from asr.gmm.diag_gmm import DiagGmmSet
@@ -80,6 +93,8 @@ logger = logging.getLogger(__name__)
 FIRST_PASS_LM_WEIGHT = 12.0
 DECODE_SILENCE_WEIGHT = 0.01
 TRANS_FILE = "trans.pt"
+STATE_DIR = ".fmllr_state"
+STATE_FORMAT = "asr-fmllr-decode-state"
 
 
 @dataclass(frozen=True)
@@ -271,54 +286,109 @@ def decode_fmllr(
     scale = 1.0 / fmllr_options.first_pass_lm_weight
     seconds: dict[str, float] = {}
 
-    def run_pass(gmm: DiagGmmSet, feats: Mapping[str, np.ndarray], name: str) -> tuple[dict, dict]:
+    # resuming (see the module docstring): the state of the passes, keyed by the inputs and options
+    state_dir = out_dir / STATE_DIR
+    key_files = [graph.hclg_path, graph.path / "words.txt", inputs.archive.path, data_path / "text"]
+    key_files.append(data_path / "utt2spk")
+    key_options = {
+        "fmllr": dataclasses.asdict(fmllr_options),
+        "decoder": dataclasses.asdict(decoder_options),
+        "skip_missing": skip_missing,
+    }
+
+    def state_key(**parts: Any) -> str:
+        return journal_key(key_files, model_dir, {**key_options, **parts})
+
+    def run_pass(gmm: DiagGmmSet, feats: Mapping[str, np.ndarray], name: str, key: str) -> tuple[dict, dict]:
         t0 = time.perf_counter()
+        journal = SearchJournal(state_dir / f"{name}.jsonl", key)
+        done = _journal_records(journal, feats)
+        journal.open({u: r for u, (r, _, _) in done.items()})
+        found: dict[str, tuple[list[str], np.ndarray | None]] = {u: (w, p) for u, (_, w, p) in done.items()}
 
         def scores() -> Iterator[tuple[str, np.ndarray]]:
             for u in inputs.utts:
+                if u in found:
+                    continue
                 with torch.no_grad():
                     ll = gmm.log_likelihoods(torch.from_numpy(feats[u])).numpy()
                 yield u, (ll * np.float32(scale)).astype(np.float32)
 
-        hyps, paths = {}, {}
-        for utt, words, tstates in search_with_alignments(graph.hclg_path, tm, scores(), decoder_options, jobs):
-            hyps[utt] = [graph.words.symbol(w) for w in words]
-            paths[utt] = tstates
+        try:
+            if len(found) < len(inputs.utts):
+                for utt, words, tstates in search_with_alignments(graph.hclg_path, tm, scores(), decoder_options, jobs):
+                    hyp = [graph.words.symbol(w) for w in words]
+                    journal.append_path(utt, hyp, tstates)
+                    found[utt] = (hyp, tstates)
+        finally:
+            journal.close()
         seconds[name] = round(time.perf_counter() - t0, 3)
-        return hyps, paths
+        return {u: found[u][0] for u in inputs.utts}, {u: found[u][1] for u in inputs.utts}
 
+    def estimate_step(step: int, key: str, estimate) -> _Estimate:
+        """The saved estimate of this step (``trans_<step>.pt``), or ``estimate()`` (timed), saved."""
+        path = state_dir / f"trans_{step}.pt"
+        saved = _load_state(path, key, len(speakers), model.gmm.dim)
+        if saved is not None:
+            seconds[f"estimate_{step}"] = saved.seconds
+            return saved
+        t0 = time.perf_counter()
+        w, est = estimate()
+        result = _Estimate(np.asarray(w, dtype=np.float64), int(est.updated.sum()), float(est.gain_per_frame), 0.0)
+        result.seconds = seconds[f"estimate_{step}"] = round(time.perf_counter() - t0, 3)
+        _save_state(path, key, result)
+        return result
+
+    index = {s: i for i, s in enumerate(speakers)}
     torch_threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         # 1. speaker-independent pass
-        hyps1, paths1 = run_pass(alimdl, si, "first_pass")
+        hyps1, paths1 = run_pass(alimdl, si, "first_pass", state_key(step="first_pass"))
         score1 = score_texts(inputs.refs, hyps1)
         logger.info(
             "first pass (speaker-independent, LM weight %g): %s", fmllr_options.first_pass_lm_weight, score1.summary()
         )
         # 2. first transforms: alignment model's posteriors, adapted model's Gaussians
-        t0 = time.perf_counter()
-        w1, est1 = _estimate(
-            model.gmm, si, paths1, utt2spk, speakers, tm, silence_phones, fmllr_options, posterior_gmm=alimdl
+        est1 = estimate_step(
+            1,
+            state_key(step="trans_1"),
+            lambda: _estimate(
+                model.gmm, si, paths1, utt2spk, speakers, tm, silence_phones, fmllr_options, posterior_gmm=alimdl
+            ),
         )
-        index = {s: i for i, s in enumerate(speakers)}
+        w1, digest1 = est1.w, _transforms_digest(est1.w)
         adapted = {u: apply_affine(w1[index[utt2spk[u]]], f) for u, f in si.items()}
-        seconds["estimate_1"] = round(time.perf_counter() - t0, 3)
         # 3. adapted pass, second estimate on the adapted features, composed
-        hyps2, paths2 = run_pass(model.gmm, adapted, "second_pass")
+        hyps2, paths2 = run_pass(model.gmm, adapted, "second_pass", state_key(step="second_pass", trans_1=digest1))
         score2 = score_texts(inputs.refs, hyps2)
         logger.info("second pass (adapted, LM weight %g): %s", fmllr_options.first_pass_lm_weight, score2.summary())
-        t0 = time.perf_counter()
-        w2, est2 = _estimate(model.gmm, adapted, paths2, utt2spk, speakers, tm, silence_phones, fmllr_options)
-        final = SpeakerTransforms(model.gmm.dim)
-        for s, spk in enumerate(speakers):
-            final.matrices[spk] = compose_affine(w2[s], w1[s])
+
+        def estimate_final() -> tuple[np.ndarray, Any]:
+            w2, est = _estimate(model.gmm, adapted, paths2, utt2spk, speakers, tm, silence_phones, fmllr_options)
+            return np.stack([compose_affine(w2[s], w1[s]) for s in range(len(speakers))]), est
+
+        est2 = estimate_step(2, state_key(step="trans_2", trans_1=digest1), estimate_final)
+        final = SpeakerTransforms(model.gmm.dim, {spk: est2.w[s] for s, spk in enumerate(speakers)})
         adapted = {u: apply_affine(final.matrices[utt2spk[u]], f) for u, f in si.items()}
-        seconds["estimate_2"] = round(time.perf_counter() - t0, 3)
     finally:
         torch.set_num_threads(torch_threads)
     fmllr_seconds = time.perf_counter() - t_start
-    # 4. final decode with the LM-weight sweep
+    final.save(out_dir / TRANS_FILE)  # complete before results.json, which marks the decode as done
+    fmllr_fields = {
+        "first_pass_lm_weight": fmllr_options.first_pass_lm_weight,
+        "per_utt": fmllr_options.per_utt,
+        "update_type": fmllr_options.update_type,
+        "min_count": fmllr_options.min_count,
+        "silence_weight": fmllr_options.silence_weight,
+        "speakers": len(speakers),
+        "speakers_updated": [est1.updated, est2.updated],
+        "objf_gain_per_frame": [round(est1.gain_per_frame, 6), round(est2.gain_per_frame, 6)],
+        "first_pass": _score_fields(score1),
+        "second_pass": _score_fields(score2),
+        "seconds": seconds,
+    }
+    # 4. final decode with the LM-weight sweep (resumable: its journal's key has the final transforms' digest)
     results = decode_data_dir(
         graph_dir,
         model_dir,
@@ -333,27 +403,87 @@ def decode_fmllr(
         set_name=set_name,
         system=system,
         model=AdaptedModel(model, rows, adapted),
+        resumable=True,
+        journal_extra={"fmllr_state": state_key(), "transforms": _transforms_digest(est2.w)},
+        extra_fields={"fmllr": fmllr_fields, "fmllr_seconds": round(fmllr_seconds, 3)},
+        started=t_start,
     )
-    final.save(out_dir / TRANS_FILE)
-    results["fmllr"] = {
-        "first_pass_lm_weight": fmllr_options.first_pass_lm_weight,
-        "per_utt": fmllr_options.per_utt,
-        "update_type": fmllr_options.update_type,
-        "min_count": fmllr_options.min_count,
-        "silence_weight": fmllr_options.silence_weight,
-        "speakers": len(speakers),
-        "speakers_updated": [int(est1.updated.sum()), int(est2.updated.sum())],
-        "objf_gain_per_frame": [round(est1.gain_per_frame, 6), round(est2.gain_per_frame, 6)],
-        "first_pass": _score_fields(score1),
-        "second_pass": _score_fields(score2),
-        "seconds": seconds,
-    }
-    results["fmllr_seconds"] = round(fmllr_seconds, 3)
-    results["wall_seconds"] = round(time.perf_counter() - t_start, 3)
-    with atomic_write(out_dir / "results.json") as f:
-        json.dump(results, f, indent=1)
-        f.write("\n")
+    shutil.rmtree(state_dir, ignore_errors=True)
     return results
+
+
+@dataclass
+class _Estimate:
+    """One estimation step's outcome: the transforms ``w`` (float64 [S, d, d + 1]; the final step's are composed
+    with the first ones), speakers updated, objective gain per frame, seconds it took."""
+
+    w: np.ndarray
+    updated: int
+    gain_per_frame: float
+    seconds: float
+
+
+def _transforms_digest(w: np.ndarray) -> str:
+    a = np.ascontiguousarray(w, dtype=np.float64)
+    return hashlib.sha256(a.tobytes() + str(a.shape).encode()).hexdigest()
+
+
+def _save_state(path: Path, key: str, est: _Estimate) -> None:
+    """Write an estimation step's outcome atomically (tensors and plain values: ``weights_only`` loadable)."""
+    state = {
+        "format": STATE_FORMAT,
+        "key": key,
+        "w": torch.from_numpy(np.ascontiguousarray(est.w, dtype=np.float64)),
+        "updated": int(est.updated),
+        "gain_per_frame": float(est.gain_per_frame),
+        "seconds": float(est.seconds),
+    }
+    with atomic_path(path) as tmp:
+        torch_save(state, tmp)
+
+
+def _load_state(path: Path, key: str, num_speakers: int, dim: int) -> _Estimate | None:
+    """The outcome :func:`_save_state` wrote at ``path`` for ``key``; None when there is none, it was written for
+    other inputs or options, or it cannot be read (then it is redone)."""
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT or state.get("key") != key:
+            logger.info("discarding %s: it was written for other inputs or options", path)
+            return None
+        w = state["w"].numpy()
+        est = _Estimate(w, int(state["updated"]), float(state["gain_per_frame"]), float(state["seconds"]))
+    except Exception as err:  # noqa: BLE001 (any unreadable state is redone)
+        logger.warning("discarding %s: cannot read it (%s)", path, err)
+        return None
+    if w.dtype != np.float64 or w.shape != (num_speakers, dim, dim + 1):
+        logger.warning(
+            "discarding %s: transforms of shape %s, expected %s", path, w.shape, (num_speakers, dim, dim + 1)
+        )
+        return None
+    logger.info("resuming the fMLLR decode: reusing the transforms of %s", path)
+    return est
+
+
+def _journal_records(
+    journal: SearchJournal, feats: Mapping[str, np.ndarray]
+) -> dict[str, tuple[dict, list[str], np.ndarray | None]]:
+    """The usable records of a pass's journal: utt -> (record, words, per-frame transition states or None);
+    records of other utterances or with a malformed path (or one of another length) are left out (redone)."""
+    done = {}
+    for utt, record in journal.load().items():
+        if utt not in feats:
+            continue
+        try:
+            words = [str(w) for w in record["words"]]
+            path = decode_path(record["path"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if path is not None and len(path) != feats[utt].shape[0]:
+            continue
+        done[utt] = (record, words, path)
+    return done
 
 
 def _score_fields(score) -> dict:

@@ -21,6 +21,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from asr.errors import WriteError
 
 logger = logging.getLogger(__name__)
@@ -130,6 +132,10 @@ class DecodeJournal:
             "search_seconds": [float(s) for s in search_seconds],
             "likelihood_seconds": float(likelihood_seconds),
         }
+        self.append_record(record)
+
+    def append_record(self, record: dict) -> None:
+        """Append one JSON record (a dict with an ``"utt"`` key), flushed at once, fsynced every few seconds."""
         try:
             self._file.write(json.dumps(record) + "\n")
             self._file.flush()
@@ -153,3 +159,50 @@ class DecodeJournal:
         """Delete the journal (the decode is complete)."""
         self.close()
         self.path.unlink(missing_ok=True)
+
+
+class SearchJournal(DecodeJournal):
+    """The journal of one search pass of a multi-pass decode (the first two passes of
+    :func:`asr.decode.decode_fmllr.decode_fmllr`): per utterance its hypothesis words and its best path (the
+    transition state of every frame, run-length coded; None: no complete path), same format rules as
+    :class:`DecodeJournal` (header with the key, a cut last line ignored, a journal of another key discarded).
+
+    Args:
+        path: the journal file (e.g. ``<out>/.fmllr_state/first_pass.jsonl``).
+        key: the pass's key (:func:`journal_key` of its inputs and options, with the pass name and whatever
+            else the pass depends on).
+    """
+
+    def __init__(self, path: str | os.PathLike, key: str):
+        super().__init__(Path(path).parent, key)
+        self.path = Path(path)
+
+    def append_path(self, utt: str, words: Sequence[str], tstates: Any) -> None:
+        """Record one utterance: its words and its per-frame transition states (an int array, or None)."""
+        self.append_record({"utt": utt, "words": list(words), "path": encode_path(tstates)})
+
+
+def encode_path(tstates: Any) -> list[list[int]] | None:
+    """Run-length code of a per-frame int sequence: ``[[value, count], ...]``; None stays None."""
+    if tstates is None:
+        return None
+    a = np.asarray(tstates, dtype=np.int64).reshape(-1)
+    if a.size == 0:
+        return []
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(a)) + 1])
+    counts = np.diff(np.concatenate([starts, [a.size]]))
+    return [[int(v), int(c)] for v, c in zip(a[starts], counts)]
+
+
+def decode_path(runs: Any) -> np.ndarray | None:
+    """The int64 sequence of :func:`encode_path`'s code (None for None); ValueError for a malformed code."""
+    if runs is None:
+        return None
+    try:
+        values = np.asarray([int(v) for v, _ in runs], dtype=np.int64)
+        counts = np.asarray([int(c) for _, c in runs], dtype=np.int64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"malformed path code: {err}") from None
+    if (counts < 1).any():
+        raise ValueError("malformed path code: a run of length < 1")
+    return np.repeat(values, counts)
