@@ -37,7 +37,9 @@ What the processes agree on:
 - **Resume.** Rank 0 reads the newest checkpoint and broadcasts it; every rank continues from it (so the
   other machines need not see rank 0's files), with their own dropout random states when the checkpoint
   was made by as many processes. A run may be resumed with another number of processes or with
-  ``trainer=local``: the result does not depend on it beyond float reduction order.
+  ``trainer=local``: the result does not depend on it beyond float reduction order. On Linux a rank dies
+  with the torchrun that started it (:func:`die_with_launcher`), so a ``kill -9`` of torchrun leaves no
+  orphan rank training next to the run started again.
 - **Held-out evaluation** is sharded: each rank scores every ``world_size``-th held-out frame, and the sums
   are all-reduced, so all ranks see the same held-out loss (and take the same lr-halving decisions).
 - **Devices.** On CUDA each rank uses ``cuda:LOCAL_RANK`` and the NCCL backend; on CPU, gloo, with
@@ -52,11 +54,14 @@ process of a process group of one.
 from __future__ import annotations
 
 import atexit
+import ctypes
 import dataclasses
 import hashlib
 import inspect
 import logging
 import os
+import signal
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -194,6 +199,34 @@ def rank_seed(seed: int, rank: int, step: int) -> int:
     """A seed for rank ``rank``'s own random stream (dropout) from the run's seed and the update count."""
     digest = hashlib.sha256(f"asr-ddp:{seed}:{rank}:{step}".encode()).digest()
     return int.from_bytes(digest[:8], "little") >> 1
+
+
+_PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
+
+
+def die_with_launcher() -> bool:
+    """Ask the kernel to SIGKILL this process when its parent (torchrun's agent) dies (Linux ``prctl``).
+
+    torchrun starts every rank in a session of its own, so a ``kill -9`` of torchrun's process group (a
+    preempted job, a user's ``kill -9``) would leave the ranks running as orphans that keep training and
+    writing checkpoints next to the run started again. Exits at once (status 1) when the parent is already
+    gone (this process was handed to init) before the request took effect.
+
+    Returns:
+        True when the request was made; False off Linux or when ``prctl`` is unavailable.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    if os.getppid() == 1:
+        logger.error("the process that started this rank (torchrun) is gone: exiting")
+        os._exit(1)
+    return True
 
 
 def _quiet_logging() -> None:
@@ -336,6 +369,7 @@ def start_ddp(
                 f"not the {info.world_size} torchrun announced"
             )
     elif info.torchrun:
+        die_with_launcher()  # no orphan ranks when torchrun is killed
         dist.init_process_group(backend, timeout=timeout)
         _OWNED_GROUP = True
     else:

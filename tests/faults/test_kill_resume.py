@@ -334,3 +334,188 @@ def test_sat_training_resumes_per_iteration(yesno_recipe, tmp_path):
     total, resumed = _em_training_kill_resume("sat", cmd, out, tmp_path)
     print(f"[faults] SAT training: {total} kill points, {resumed} runs resumed from an EM checkpoint")
     assert total >= 3 and resumed >= 1
+
+
+# -- synchronous multi-process DNN training (trainer=ddp under torchrun, 2 gloo ranks on CPU) ---------------
+
+
+def _tagged_processes(tag: str) -> list[int]:
+    """Pids of live processes whose environment holds ``ASR_FAULT_TAG=<tag>`` (torchrun and the ranks it
+    started inherit the test's environment; the ranks run in sessions of their own)."""
+    needle = f"ASR_FAULT_TAG={tag}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if needle in (proc / "environ").read_bytes().split(b"\0"):
+                status = (proc / "stat").read_text()
+                if status.rsplit(")", 1)[1].split()[0] != "Z":  # a zombie is dead (waiting to be reaped)
+                    found.append(int(proc.name))
+        except OSError:  # gone, or not ours
+            continue
+    return found
+
+
+def _new_checkpoint_of_this_run(ckpt_dir: Path, log_dir: Path, from_start: int):
+    """A trigger: for the first ``from_start`` runs (numbered by their ``run<i>.log`` in ``log_dir``) True at
+    once (their kill delay counts from the start); for the later ones True once a checkpoint appears that was
+    not there when the run started (one the run wrote itself after resuming)."""
+    seen: dict[Path, set[str]] = {}
+
+    def trigger() -> bool:
+        logs = sorted(log_dir.glob("run*.log"), key=lambda p: int(p.stem[3:]))
+        if not logs:
+            return False
+        if int(logs[-1].stem[3:]) < from_start:
+            return True
+        names = {p.name for p in ckpt_dir.glob("ckpt-*.pt")}
+        if logs[-1] not in seen:
+            seen[logs[-1]] = names
+            return False
+        return bool(names - seen[logs[-1]])
+
+    return trigger
+
+
+def test_ddp_training_resumes_after_kill(yesno_recipe, tmp_path, monkeypatch):
+    """``torchrun --nproc-per-node 2 -m asr.train trainer=ddp`` (gloo on CPU, the local test's tiny model and
+    checkpoint interval) killed three times (SIGKILL to torchrun's process group): once at a random moment of
+    the whole run, then twice a random moment (0-1 s) after the run wrote a checkpoint of its own. After each
+    kill no rank survives (torchrun starts the ranks in sessions of their own; they die with it) and no output
+    under its final name is partial; started again with the same command, the run resumes from rank 0's newest
+    checkpoint and ends with the final.pt, model.json, pdf_counts.txt and train_log.json (timings left out) of
+    an uninterrupted DDP run."""
+    import os
+    import signal
+    import time
+
+    tag = f"ddp-{os.getpid()}-{tmp_path.name}"
+    monkeypatch.setenv("ASR_FAULT_TAG", tag)  # inherited by torchrun and its ranks (stage_env copies os.environ)
+    run = tmp_path / "run"
+    cmd = [
+        PY, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "asr.train",
+        "trainer=ddp", "trainer.backend=gloo", "corpus=yesno", f"corpus.data_dir={yesno_recipe.data}",
+        f"exp_root={tmp_path}", f"gmm_dir={yesno_recipe.exp / 'mono'}", "prepare=false", "depth=2", "width=32",
+        "data.left_context=2", "data.right_context=2", "optim.batch_size=128", "optim.lr=0.05", "trainer.epochs=3",
+        "trainer.checkpoint_every=20", "trainer.keep_checkpoints=2", "trainer.num_threads=1",
+        "trainer.tensorboard=false", "trainer.progress=log", "trainer.device=cpu", "decode.enabled=false",
+        f"hydra.run.dir={run}",
+    ]  # fmt: skip
+    seconds = _reference(cmd, run, tmp_path / "run_ref")
+    assert _tagged_processes(tag) == []
+
+    def ignore(rel: Path) -> bool:  # Hydra's own files and logs (both ranks write them); checkpoints apart
+        return _is_log(rel) or rel.parts[0] in (".hydra", "checkpoints")
+
+    reference = output_files(tmp_path / "run_ref", ignore)
+    assert {"final.pt", "model.json", "pdf_counts.txt", "train_log.json"} <= reference.keys()
+    ckpt = lambda rel: rel.parts[0] == "checkpoints" or rel.name == "train_log.json"  # noqa: E731
+    log_dir = tmp_path / "logs_ddp"
+    problems: list[str] = []
+    orphans: list[int] = []
+
+    def after_kill(record) -> None:
+        # the ranks get SIGKILL from the kernel when torchrun dies; a rank still importing when it died (before
+        # it asked for that) exits on reaching start_ddp, having written only Hydra's files: allow it a loaded
+        # machine's import time
+        deadline = time.monotonic() + 60.0
+        while (alive := _tagged_processes(tag)) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        for pid in alive:  # orphans would keep training next to the next run: end them, then fail
+            orphans.append(pid)
+            os.kill(pid, signal.SIGKILL)
+        if run.exists():
+            problems.extend(check_no_partial_outputs(reference, run, ignore=lambda rel: ignore(rel) and not ckpt(rel),
+                                                     loadable=ckpt))  # fmt: skip
+
+    delays = kill_times(20, 1, 0.3 * seconds, 0.7 * seconds) + kill_times(21, 2, 0.0, 1.0)
+    trigger = _new_checkpoint_of_this_run(run / "checkpoints", log_dir, from_start=1)
+    report = run_with_kills(cmd, delays, trigger=trigger, after_kill=after_kill, log_dir=log_dir)
+    assert not orphans, f"rank processes {orphans} survived the SIGKILL of torchrun's process group"
+    assert not problems, problems
+    final = output_files(run, lambda rel: ignore(rel) or (ckpt(rel) and rel.as_posix() not in reference))
+    assert compare_outputs(reference, final) == []
+    assert temp_files(run) == [], "temporary files of killed writers were left behind"
+    assert _tagged_processes(tag) == []
+    resumed = [r.output.split("resumed from ", 1)[1].split(" (", 1)[0].split("\n")[0] for r in report.runs
+               if "resumed from" in r.output]  # fmt: skip
+    for i, r in enumerate(report.runs):
+        after = "the start" if i < 1 else "a new checkpoint"
+        when = "to the end" if r.kill_after is None else f"kill {r.kill_after:.2f} s after {after}"
+        print(f"[faults] ddp run {i}: {when}; killed={r.killed}, rc={r.returncode}, {r.seconds:.1f} s")
+    print(f"[faults] DDP training (2 gloo ranks): {report.kill_points} kill points of {len(delays)} tried, "
+          f"reference {seconds:.1f} s; {len(resumed)} runs resumed: {resumed}")  # fmt: skip
+    assert report.kill_points >= 3 and len(resumed) >= 1
+
+
+# -- two-pass fMLLR decoding (journals of the two searches, saved transforms, journal of the final decode) ------
+
+
+def _sat_model_with_graph(yesno_recipe, root: Path) -> Path:
+    """A small LDA+MLLT model, a small SAT model on it, and the SAT model's graph (``<sat>/graph``)."""
+    from asr.gmm.train_lda_mllt import main as train_lda_mllt_main
+    from asr.gmm.train_sat import main as train_sat_main
+    from asr.graph.mkgraph import main as mkgraph_main
+
+    lda, sat = root / "tri2b", root / "tri3b"
+    small = ["--num-iters", "6", "--realign-iters", "5"]
+    assert train_lda_mllt_main([*_lda_mllt_args(yesno_recipe, yesno_recipe.exp / "mono", lda), *small,
+                                "--mllt-iters", "2 4"]) == 0  # fmt: skip
+    assert train_sat_main([*_lda_mllt_args(yesno_recipe, lda, sat), *small, "--fmllr-iters", "2 4",
+                           "--fmllr-min-count", "100"]) == 0  # fmt: skip
+    mkgraph_main(["--lang", str(yesno_recipe.data / "lang_test"), "--model", str(sat), "--out", str(sat / "graph")])
+    return sat
+
+
+def _file_of_run(log_dir: Path, out: Path, names: list[str]):
+    """A trigger: for run ``i`` (numbered by its ``run<i>.log`` in ``log_dir``) True once ``out / names[i]``
+    exists, so that successive runs are killed in successive phases (first search, second search, final decode)."""
+
+    def trigger() -> bool:
+        i = len(list(log_dir.glob("run*.log"))) - 1
+        return (out / names[min(i, len(names) - 1)]).exists()
+
+    return trigger
+
+
+def test_fmllr_decoding_resumes(yesno_recipe, tmp_path):
+    """Two-pass fMLLR decoding (``python -m asr.decode.decode_fmllr``, LM-weight sweep 8:12) of yes/no test with a
+    small SAT model: killed (a) at a random moment of the whole run and (b) three times, from scratch, a random
+    moment (0-0.3 s) after the run's phase began: the first search's journal appeared, then the first transforms
+    were saved, then the final decode's journal appeared. Each run resumes from the journals and saved
+    transforms; hyp*.txt, per_utt.txt, results*.json (timings left out) and trans.pt equal an uninterrupted
+    run's, the saved transforms always load, and the state is gone at the end."""
+    sat = _sat_model_with_graph(yesno_recipe, tmp_path)
+    out = tmp_path / "decode_fmllr"
+    cmd = [
+        PY, "-m", "asr.decode.decode_fmllr", "--graph", str(sat / "graph"), "--model", str(sat), "--data",
+        str(yesno_recipe.data / "test"), "--out", str(out), "--lm-weights", "8:12", "--jobs", "1",
+    ]  # fmt: skip
+    seconds = _reference(cmd, out, tmp_path / "fmllr_ref")
+    reference = output_files(tmp_path / "fmllr_ref", _is_log)
+    assert "trans.pt" in reference and not any(name.startswith(".") for name in reference)  # no state left
+
+    def journal(rel: Path) -> bool:  # append-only journals (a cut last line is ignored on loading)
+        return rel.name.startswith(".decode_journal") or (rel.parts[0] == ".fmllr_state" and ".jsonl" in rel.name)
+
+    state = lambda rel: rel.parts[0] == ".fmllr_state" and rel.suffix == ".pt"  # noqa: E731 (saved transforms)
+    phases = [".fmllr_state/first_pass.jsonl", ".fmllr_state/trans_1.pt", ".decode_journal.jsonl"]
+    total = resumed_search = reused_transforms = 0
+    for seed, delays, triggered in (
+        (20, kill_times(20, 1, 0.2 * seconds, 0.9 * seconds), False),
+        (21, [d for i in range(3) for d in kill_times(21 + i, 1, 0.0, 0.3)], True),
+    ):
+        shutil.rmtree(out, ignore_errors=True)
+        name = f"fmllr-{seed}"
+        trigger = _file_of_run(tmp_path / f"logs_{name}", out, phases) if triggered else None
+        report = _run_and_check(name, cmd, out, reference, delays, tmp_path, trigger=trigger,
+                                ignore=lambda rel: _is_log(rel) or journal(rel), loadable=state)  # fmt: skip
+        total += report.kill_points
+        resumed_search += sum("resuming the decode" in r.output for r in report.runs)
+        reused_transforms += sum("reusing the transforms" in r.output for r in report.runs)
+        assert not any("is damaged" in r.output or "cannot read it" in r.output for r in report.runs)
+        assert not (out / ".fmllr_state").exists() and not list(out.glob(".decode_journal*"))
+    print(f"[faults] fMLLR decoding: {total} kill points; {resumed_search} runs resumed a search from its journal, "
+          f"{reused_transforms} reused saved transforms (reference {seconds:.1f} s)")  # fmt: skip
+    assert total >= 3 and resumed_search + reused_transforms >= 1
