@@ -38,6 +38,11 @@ import os
 # layers this size. Must be set before torch loads; OMP_WAIT_POLICY=ACTIVE in the environment wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from asr.nnet.launcher import die_with_launcher, launched_by_torchrun  # noqa: E402 (light; before torch)
+
+if launched_by_torchrun():  # a rank dies with its torchrun, also while it is still importing torch
+    die_with_launcher()
+
 import logging
 import shutil
 import subprocess

@@ -11,6 +11,7 @@ Modules (import them directly; this package imports nothing heavy):
   chunked shuffle buffer read from disk), held-out sets.
 - :mod:`asr.nnet.checkpoint`: atomic training checkpoints (``weights_only`` loadable) and resume.
 - :mod:`asr.nnet.trainer`: the training loop (checkpoints, held-out evaluation, logs, TensorBoard).
+- :mod:`asr.nnet.launcher`: a torchrun rank dies with its launcher (no orphan ranks after ``kill -9``).
 - :mod:`asr.nnet.distributed`: ``trainer=ddp``, synchronous data-parallel training under torchrun (DDP).
 - :mod:`asr.nnet.param_server`: Downpour parameter-server shards (parameter split, SGD/Adagrad updates).
 - :mod:`asr.nnet.downpour`: ``trainer=async``, asynchronous Downpour SGD with Ray actors (replicas, shards).

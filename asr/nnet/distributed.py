@@ -54,14 +54,11 @@ process of a process group of one.
 from __future__ import annotations
 
 import atexit
-import ctypes
 import dataclasses
 import hashlib
 import inspect
 import logging
 import os
-import signal
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -77,6 +74,7 @@ from asr.errors import ConfigError
 from asr.nnet.checkpoint import load_latest_checkpoint
 from asr.nnet.config import TrainConfig
 from asr.nnet.frame_data import ChunkedFrameLoader, Epoch, HeldoutSet, InMemoryFrameLoader
+from asr.nnet.launcher import die_with_launcher
 from asr.nnet.schedule import InverseTimeSchedule
 from asr.nnet.trainer import Trainer, TrainerOptions, evaluate
 
@@ -199,34 +197,6 @@ def rank_seed(seed: int, rank: int, step: int) -> int:
     """A seed for rank ``rank``'s own random stream (dropout) from the run's seed and the update count."""
     digest = hashlib.sha256(f"asr-ddp:{seed}:{rank}:{step}".encode()).digest()
     return int.from_bytes(digest[:8], "little") >> 1
-
-
-_PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
-
-
-def die_with_launcher() -> bool:
-    """Ask the kernel to SIGKILL this process when its parent (torchrun's agent) dies (Linux ``prctl``).
-
-    torchrun starts every rank in a session of its own, so a ``kill -9`` of torchrun's process group (a
-    preempted job, a user's ``kill -9``) would leave the ranks running as orphans that keep training and
-    writing checkpoints next to the run started again. Exits at once (status 1) when the parent is already
-    gone (this process was handed to init) before the request took effect.
-
-    Returns:
-        True when the request was made; False off Linux or when ``prctl`` is unavailable.
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
-            return False
-    except (OSError, AttributeError):
-        return False
-    if os.getppid() == 1:
-        logger.error("the process that started this rank (torchrun) is gone: exiting")
-        os._exit(1)
-    return True
 
 
 def _quiet_logging() -> None:
