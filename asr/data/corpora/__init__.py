@@ -36,3 +36,65 @@ def corpus_not_found(
         f"it so that {root / expected} exists, or run: python -m asr.data.prepare {name} --root {root} --download",
         root,
     )
+
+
+def read_text_lines(path: str | os.PathLike) -> list[str]:
+    """The lines of a UTF-8 text file (``bytes.splitlines``, line ends removed).
+
+    Raises:
+        InputError: the file cannot be read (naming it), or a line is not UTF-8 (naming the file and line).
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise InputError(f"cannot read: {e.strerror}", path) from e
+    lines = []
+    for number, line in enumerate(raw.splitlines(), start=1):
+        try:
+            lines.append(line.decode("utf-8"))
+        except UnicodeDecodeError as e:
+            raise InputError(f"line is not valid UTF-8 ({e.reason} at byte {e.start})", path, number) from e
+    return lines
+
+
+def audio_header_seconds(
+    audio: str | os.PathLike,
+    *,
+    where: str | os.PathLike | None = None,
+    line: int | None = None,
+    skip_bad: bool = False,
+) -> float | None:
+    """The duration an audio file's header gives, in seconds (the samples are not read).
+
+    Args:
+        audio: the audio file.
+        where, line: the file (and line) to name in the error, e.g. the corpus listing that names ``audio``;
+            default ``audio`` itself.
+        skip_bad: a header that cannot be read, or that holds no samples, gives a warning and None instead of
+            an error (the preparers keep such recordings: ``compute --skip-bad`` leaves them out and lists them).
+
+    Returns:
+        The duration, or None (``skip_bad`` and a bad header).
+
+    Raises:
+        InputError: an unreadable header or no samples (without ``skip_bad``).
+    """
+    import logging
+
+    import soundfile
+
+    named = where is not None and Path(where) != Path(audio)
+    of = f" of {audio}" if named else ""
+    try:
+        info = soundfile.info(str(audio))
+    except (soundfile.LibsndfileError, RuntimeError, OSError) as e:
+        error = InputError(f"cannot read audio header{of}: {e}", where if named else audio, line)
+    else:
+        if info.frames > 0:
+            return info.frames / info.samplerate
+        error = InputError(f"audio file{' ' + str(audio) if named else ''} holds no samples", where or audio, line)
+    if not skip_bad:
+        raise error
+    logging.getLogger(__name__).warning("%s (kept: --skip-bad leaves it out at feature extraction)", error)
+    return None

@@ -36,10 +36,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import soundfile
-
 from asr.atomic import atomic_path
-from asr.data.corpora import corpus_not_found
+from asr.data.corpora import audio_header_seconds, corpus_not_found, read_text_lines
 from asr.data.datadir import DataDir, write_data_dir
 from asr.data.validate import validate_data_dir
 from asr.errors import ConfigError, InputError
@@ -88,7 +86,7 @@ def make_utt_id(speaker: str, original_id: str) -> str:
 def read_fillers(path: Path) -> set[str]:
     """The filler words (first column) of ``an4.filler``, plus ``<s>`` and ``</s>``."""
     fillers = set(SENTENCE_MARKS)
-    for number, line in enumerate(_read_lines(path), start=1):
+    for number, line in enumerate(read_text_lines(path), start=1):
         fields = line.split()
         if not fields:
             continue
@@ -96,20 +94,6 @@ def read_fillers(path: Path) -> set[str]:
             raise InputError("expected '<filler word> <phone>'", path, number)
         fillers.add(fields[0])
     return fillers
-
-
-def _read_lines(path: Path) -> list[str]:
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise InputError(f"cannot read: {e.strerror}", path) from e
-    lines = []
-    for number, line in enumerate(raw.splitlines(), start=1):
-        try:
-            lines.append(line.decode("utf-8"))
-        except UnicodeDecodeError as e:
-            raise InputError(f"line is not valid UTF-8 ({e.reason} at byte {e.start})", path, number) from e
-    return lines
 
 
 def _find_audio(base: Path) -> Path | None:
@@ -133,7 +117,7 @@ def read_an4_part(root: Path, part: str, fillers: set[str], skip_bad: bool = Fal
     fileids_path = root / "etc" / f"an4_{part}.fileids"
     trans_path = root / "etc" / f"an4_{part}.transcription"
     transcripts: dict[str, tuple[int, str]] = {}
-    for number, line in enumerate(_read_lines(trans_path), start=1):
+    for number, line in enumerate(read_text_lines(trans_path), start=1):
         if not line.strip():
             continue
         match = _TRANSCRIPT_LINE.match(line)
@@ -153,7 +137,7 @@ def read_an4_part(root: Path, part: str, fillers: set[str], skip_bad: bool = Fal
     utterances: list[An4Utterance] = []
     seen_ids: dict[str, int] = {}
     originals: set[str] = set()
-    for number, line in enumerate(_read_lines(fileids_path), start=1):
+    for number, line in enumerate(read_text_lines(fileids_path), start=1):
         fileid = line.strip()
         if not fileid:
             continue
@@ -175,21 +159,7 @@ def read_an4_part(root: Path, part: str, fillers: set[str], skip_bad: bool = Fal
             raise InputError(
                 f"audio not found: {root / 'wav' / fileid}{{{','.join(AUDIO_EXTENSIONS)}}}", fileids_path, number
             )
-        seconds: float | None = None
-        error: InputError | None = None
-        try:
-            info = soundfile.info(str(audio))
-        except (soundfile.LibsndfileError, RuntimeError, OSError) as e:
-            error = InputError(f"cannot read audio header of {audio}: {e}", fileids_path, number)
-        else:
-            if info.frames <= 0:
-                error = InputError(f"audio file {audio} holds no samples", fileids_path, number)
-            seconds = info.frames / info.samplerate
-        if error is not None:
-            if not skip_bad:
-                raise error
-            log.warning("%s (kept: --skip-bad leaves it out at feature extraction)", error)
-            seconds = None
+        seconds = audio_header_seconds(audio, where=fileids_path, line=number, skip_bad=skip_bad)
         words = transcripts[original][1]
         utterances.append(An4Utterance(utt_id, speaker, words, Path(os.path.abspath(audio)), seconds))
     for original, (number, _) in transcripts.items():

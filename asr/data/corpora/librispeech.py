@@ -44,9 +44,8 @@ import urllib.request
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-import soundfile
-
 from asr.atomic import atomic_path, atomic_write
+from asr.data.corpora import audio_header_seconds, read_text_lines
 from asr.data.datadir import DataDir, write_data_dir
 from asr.data.validate import validate_data_dir
 from asr.errors import AsrError, InputError
@@ -90,7 +89,7 @@ def read_speakers_txt(path: str | os.PathLike) -> dict[str, str]:
     """
     path = Path(path)
     genders = {}
-    for number, line in enumerate(_read_lines(path), start=1):
+    for number, line in enumerate(read_text_lines(path), start=1):
         if not line.strip() or line.lstrip().startswith(";"):
             continue
         fields = [f.strip() for f in line.split("|")]
@@ -100,20 +99,6 @@ def read_speakers_txt(path: str | os.PathLike) -> dict[str, str]:
             raise InputError(f"sex must be M or F, got {fields[1]!r}", path, number)
         genders[fields[0]] = fields[1].lower()
     return genders
-
-
-def _read_lines(path: Path) -> list[str]:
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise InputError(f"cannot read: {e.strerror}", path) from e
-    lines = []
-    for number, line in enumerate(raw.splitlines(), start=1):
-        try:
-            lines.append(line.decode("utf-8"))
-        except UnicodeDecodeError as e:
-            raise InputError(f"line is not valid UTF-8 ({e.reason} at byte {e.start})", path, number) from e
-    return lines
 
 
 def read_chapter(chapter_dir: str | os.PathLike) -> list[tuple[str, str, Path]]:
@@ -131,7 +116,7 @@ def read_chapter(chapter_dir: str | os.PathLike) -> list[tuple[str, str, Path]]:
         raise InputError(f"no transcript file {trans.name}", chapter_dir)
     out: list[tuple[str, str, Path]] = []
     seen: dict[str, int] = {}
-    for number, line in enumerate(_read_lines(trans), start=1):
+    for number, line in enumerate(read_text_lines(trans), start=1):
         if not line.strip():
             continue
         fields = line.split(maxsplit=1)
@@ -170,21 +155,11 @@ def read_subset(subset_dir: str | os.PathLike, skip_bad: bool = False) -> DataDi
         for chapter_dir in sorted(p for p in reader_dir.iterdir() if p.is_dir()):
             speaker = f"{reader_dir.name}-{chapter_dir.name}"
             for utt, words, audio in read_chapter(chapter_dir):
-                error: InputError | None = None
-                try:
-                    info = soundfile.info(str(audio))
-                except (soundfile.LibsndfileError, RuntimeError, OSError) as e:
-                    error = InputError(f"cannot read audio header: {e}", audio)
-                else:
-                    if info.frames <= 0:
-                        error = InputError("audio file holds no samples", audio)
-                if error is not None:
-                    if not skip_bad:
-                        raise error
-                    log.warning("%s (kept: --skip-bad leaves it out at feature extraction)", error)
+                seconds = audio_header_seconds(audio, skip_bad=skip_bad)
+                if seconds is None:
                     bad.append(utt)
                 else:
-                    utt2dur[utt] = info.frames / info.samplerate
+                    utt2dur[utt] = seconds
                 wav_scp[utt] = os.path.abspath(audio)
                 text[utt] = words
                 utt2spk[utt] = speaker

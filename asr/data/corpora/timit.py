@@ -41,6 +41,7 @@ from pathlib import Path
 
 import soundfile
 
+from asr.data.corpora import read_text_lines
 from asr.data.datadir import DataDir, write_data_dir
 from asr.data.validate import validate_data_dir
 from asr.errors import ConfigError, InputError
@@ -125,19 +126,11 @@ def read_speaker_list(path: str | os.PathLike) -> list[str]:
 
 def _lines(path: Path) -> list[tuple[int, str]]:
     """(line number, line) of the non-blank, non-comment lines of a UTF-8 text file."""
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise InputError(f"cannot read: {e.strerror}", path) from e
-    out = []
-    for number, line in enumerate(raw.splitlines(), start=1):
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise InputError(f"line is not valid UTF-8 ({e.reason} at byte {e.start})", path, number) from e
-        if text.strip() and not text.lstrip().startswith("#"):
-            out.append((number, text))
-    return out
+    return [
+        (number, text)
+        for number, text in enumerate(read_text_lines(path), start=1)
+        if text.strip() and not text.lstrip().startswith("#")
+    ]
 
 
 def read_sphere_header(path: str | os.PathLike) -> dict[str, int | float | str] | None:

@@ -21,9 +21,7 @@ import os
 import re
 from pathlib import Path
 
-import soundfile
-
-from asr.data.corpora import corpus_not_found
+from asr.data.corpora import audio_header_seconds, corpus_not_found
 from asr.data.datadir import DataDir, c_sorted, write_data_dir
 from asr.data.validate import validate_data_dir
 from asr.errors import InputError
@@ -100,16 +98,11 @@ def prepare_yesno(root: Path, out: Path, skip_bad: bool = False) -> dict[str, Pa
             wav_scp[utt] = str(waves / name)
             text[utt] = transcripts[name]
             utt2spk[utt] = SPEAKER
-            try:
-                info = soundfile.info(str(waves / name))
-            except (soundfile.LibsndfileError, RuntimeError, OSError) as e:
-                error = InputError(f"cannot read audio header: {e}", waves / name)
-                if not skip_bad:
-                    raise error from e
-                log.warning("%s (kept: --skip-bad leaves it out at feature extraction)", error)
+            seconds = audio_header_seconds(waves / name, skip_bad=skip_bad)
+            if seconds is None:
                 bad.append(utt)
-                continue
-            utt2dur[utt] = info.frames / info.samplerate
+            else:
+                utt2dur[utt] = seconds
         # no utt2dur when some header was unreadable: it must cover every utterance
         data = DataDir(wav_scp, text, utt2spk, spk2gender={SPEAKER: "m"}, utt2dur=None if bad else utt2dur)
         result[set_name] = write_data_dir(data, out / set_name)
